@@ -1,0 +1,209 @@
+"""The ``pipeline`` command: one subcommand per stage, config from file + overrides.
+
+Usage::
+
+    pipeline SUBCOMMAND [options] [CONFIG.yaml] [key.sub=value ...]
+
+Positional arguments ending in ``.yaml``/``.yml`` name the config file (or use
+``--config``); those containing ``=`` are overrides. Stage flags such as ``--out`` are
+shorthands for overrides. Precedence: command line > config file > defaults.
+
+Exit codes: 0 success; 1 a stage failed; 2 bad usage or config, or a subcommand that is
+not built yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+import yaml
+
+import pipeline
+from pipeline import config as cfgmod
+from pipeline.stage_config import PipelineConfig, load_config
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# subcommand -> (help, the issue that builds it)
+_SUBCOMMANDS: dict[str, tuple[str, int]] = {
+    "parse": ("MediaWiki XML dumps -> pages/ Parquet table (Spark)", 3),
+    "featurise": ("pages/ -> tokenizer + packed Arrow token shards + manifest (Spark)", 4),
+    "train": ("Horovod data-parallel GPT training on the shards", 5),
+    "run": ("the whole pipeline: parse, featurise, train, report (incremental)", 6),
+    "generate": ("sample text from an exported model", 5),
+    "inspect": ("summarise a pages/ or shards/ folder", 4),
+    "report": ("metrics and plots of a training run", 6),
+    "bench": ("run a benchmark and print its table", 4),
+}
+
+
+def _common(p: argparse.ArgumentParser, *, takes_config: bool = True) -> None:
+    if not takes_config:
+        return
+    p.add_argument("-c", "--config", metavar="FILE", help="YAML config preset (see conf/)")
+    p.add_argument(
+        "args",
+        nargs="*",
+        metavar="CONFIG.yaml | key.sub=value",
+        help="a config file and/or overrides, e.g. spark.master=local[2] train.np=2",
+    )
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--help-config", action="store_true", help="list every config key with its type")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``pipeline`` command (one sub-parser per stage)."""
+    parser = argparse.ArgumentParser(
+        prog="pipeline",
+        description="Spark + GPU pipeline: MediaWiki dumps -> pages -> token shards -> GPT.",
+        epilog="Config: pipeline SUBCOMMAND --help-config lists every key.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {pipeline.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    ps = {
+        name: sub.add_parser(name, help=h, description=h) for name, (h, _) in _SUBCOMMANDS.items()
+    }
+
+    p = ps["parse"]
+    p.add_argument("--input", action="append", metavar="PATH", help="dump file/folder/glob/URI")
+    p.add_argument("--out", metavar="DIR", help="output pages folder (parse.out)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+    p = ps["featurise"]
+    p.add_argument("--pages", metavar="DIR", help="input pages folder (featurise.pages)")
+    p.add_argument("--out", metavar="DIR", help="output shards folder (featurise.out)")
+    p.add_argument("--tokenizer", metavar="FILE", help="existing tokenizer.json to use")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+    p = ps["train"]
+    p.add_argument("--data", metavar="DIR", help="shards folder (train.data)")
+    p.add_argument("--run", metavar="DIR", help="run folder (train.run)")
+    p.add_argument("-np", type=int, metavar="N", help="number of ranks (train.np)")
+    p.add_argument("--hosts", metavar="H:N,...", help="horovodrun hosts (train.hosts)")
+    p.add_argument("--launcher", choices=["horovodrun", "spark", "local"])
+    p.add_argument("--master", metavar="URL", help="Spark master for --launcher spark")
+
+    p = ps["run"]
+    p.add_argument("--dump", action="append", metavar="PATH", help="dump(s) to parse")
+    p.add_argument("--work-dir", metavar="DIR", help="work folder (work_dir)")
+    p.add_argument("--force", choices=["parse", "featurise", "train"], help="re-run from STAGE")
+
+    p = ps["generate"]
+    p.add_argument("--model", metavar="DIR", required=True, help="exported model folder")
+    p.add_argument("--prompt", default="", help="text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=100)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=200)
+    p.add_argument("--seed", type=int, default=None)
+
+    ps["inspect"].add_argument("path", metavar="DIR", help="a pages/ or shards/ folder")
+    ps["report"].add_argument("path", metavar="RUN_DIR", help="a runs/NAME folder")
+    ps["bench"].add_argument("name", choices=["parse", "featurise", "train"])
+
+    for name, p in ps.items():
+        _common(p, takes_config=name not in ("generate", "inspect", "report"))
+    return parser
+
+
+def _flag_overrides(ns: argparse.Namespace) -> list[str]:
+    """Translate stage flags into ``key=value`` overrides (flags beat positional ones)."""
+    pairs: list[tuple[str, object]] = []
+    cmd = ns.command
+    if cmd == "parse":
+        if ns.input:
+            pairs.append(("parse.input", yaml.safe_dump(ns.input, default_flow_style=True)))
+        pairs += [("parse.out", ns.out), ("parse.overwrite", ns.overwrite or None)]
+    elif cmd == "featurise":
+        pairs += [("featurise.pages", ns.pages), ("featurise.out", ns.out)]
+        pairs += [("featurise.tokenizer", ns.tokenizer)]
+        pairs += [("featurise.overwrite", ns.overwrite or None)]
+    elif cmd == "train":
+        pairs += [("train.data", ns.data), ("train.run", ns.run), ("train.np", ns.np)]
+        pairs += [("train.hosts", ns.hosts), ("train.launcher", ns.launcher)]
+        pairs += [("spark.master", ns.master)]
+    elif cmd == "run":
+        if ns.dump:
+            pairs.append(("parse.input", yaml.safe_dump(ns.dump, default_flow_style=True)))
+        pairs += [("work_dir", ns.work_dir)]
+    return [f"{k}={str(v).strip()}" for k, v in pairs if v is not None]
+
+
+def resolve_config(ns: argparse.Namespace) -> PipelineConfig:
+    """Resolve the config of a parsed command line: defaults < file < overrides < flags.
+
+    Raises:
+        pipeline.config.ConfigError: two config files, an argument that is neither a YAML
+            file nor ``key=value``, or any error of :func:`pipeline.stage_config.load_config`.
+    """
+    path = ns.config
+    overrides: list[str] = []
+    for arg in ns.args:
+        if "=" in arg:
+            overrides.append(arg)
+        elif arg.endswith((".yaml", ".yml")):
+            if path is not None:
+                raise cfgmod.ConfigError(f"two config files given: {path} and {arg}; pass one")
+            path = arg
+        else:
+            raise cfgmod.ConfigError(
+                f"argument '{arg}' is neither a config file (*.yaml) nor an override "
+                "(key.sub=value)"
+            )
+    return load_config(path, overrides + _flag_overrides(ns))
+
+
+def _print_keys() -> None:
+    rows = cfgmod.describe(PipelineConfig)
+    width = max(len(k) for k, *_ in rows)
+    for key, tp, default, doc in rows:
+        print(f"{key:<{width}}  {tp} = {default}\n{'':<{width}}  {doc}")
+
+
+def _not_built(name: str) -> Callable[[PipelineConfig | None, argparse.Namespace], int]:
+    def handler(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
+        issue = _SUBCOMMANDS[name][1]
+        print(
+            f"pipeline {name}: not built yet (planned in issue #{issue}); nothing was run.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+    return handler
+
+
+# Filled in as the stages land: subcommand -> handler(config or None, args) -> exit code.
+HANDLERS: dict[str, Callable[[PipelineConfig | None, argparse.Namespace], int]] = {
+    name: _not_built(name) for name in _SUBCOMMANDS
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pipeline`` console script; returns the process exit code."""
+    parser = build_parser()
+    # parse_known_args + this loop lets overrides and config files sit anywhere among
+    # the flags (argparse's nargs="*" only takes one contiguous run of positionals).
+    ns, extra = parser.parse_known_args(argv)
+    for arg in extra:
+        if arg.startswith("-") or not hasattr(ns, "args"):
+            parser.error(f"unrecognized arguments: {arg}")
+        ns.args.append(arg)
+    cfg: PipelineConfig | None = None
+    if hasattr(ns, "args"):
+        if ns.help_config:
+            _print_keys()
+            return EXIT_OK
+        try:
+            cfg = resolve_config(ns)
+        except cfgmod.ConfigError as e:
+            print(f"pipeline {ns.command}: config error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        if ns.print_config:
+            print(yaml.safe_dump(cfgmod.to_dict(cfg), sort_keys=False), end="")
+            return EXIT_OK
+    return HANDLERS[ns.command](cfg, ns)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

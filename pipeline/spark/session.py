@@ -1,0 +1,89 @@
+"""SparkSession factory: master from config, driver bound to loopback, Arrow on.
+
+Nothing in this module cleans or tokenises; stages get their session here and hand
+module-level per-partition functions to Spark.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from pipeline.stage_config import SparkConfig
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def under_spark_submit() -> bool:
+    """True when this Python process was started by ``spark-submit`` (the JVM exists).
+
+    PySpark's launcher passes the JVM gateway to the Python driver through
+    ``PYSPARK_GATEWAY_PORT``; a plain ``python``/``pipeline`` process has none.
+    """
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def session_settings(cfg: SparkConfig, *, submitted: bool = False) -> dict[str, str]:
+    """Return the Spark properties :func:`build_spark_session` sets, as strings.
+
+    Under spark-submit (``submitted``) the master, driver memory and driver address come
+    from spark-submit's own flags and are left out here.
+    """
+    settings: dict[str, str] = {
+        "spark.app.name": cfg.app_name,
+        "spark.ui.enabled": str(cfg.ui_enabled).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        # Arrow for pandas/Arrow exchange between the JVM and Python workers.
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # The pages contract stores UTC timestamps.
+        "spark.sql.session.timeZone": "UTC",
+        # Executors run the same interpreter as the driver (the project's venv).
+        "spark.pyspark.python": os.environ.get("PYSPARK_PYTHON", sys.executable),
+    }
+    if cfg.shuffle_partitions is not None:
+        settings["spark.sql.shuffle.partitions"] = str(cfg.shuffle_partitions)
+    if not submitted:
+        settings["spark.master"] = cfg.master
+        settings["spark.driver.memory"] = cfg.driver_memory
+    settings.update(cfg.conf)
+    if not submitted:
+        # Applied after cfg.conf on purpose: the listening address is bind_address's job.
+        settings["spark.driver.host"] = cfg.bind_address
+        settings["spark.driver.bindAddress"] = cfg.bind_address
+    return settings
+
+
+def build_spark_session(cfg: SparkConfig) -> SparkSession:
+    """Return a SparkSession configured from ``cfg`` (or the one already running).
+
+    Locally this starts the JVM with ``SPARK_LOCAL_IP`` and the driver host/bind address set
+    to ``cfg.bind_address`` (127.0.0.1 by default), so the driver, the block manager and
+    the web UI listen on loopback only. Under spark-submit the JVM already exists and the
+    master and addresses are those spark-submit was given.
+
+    If a session is already active in this process it is returned as is: Spark allows one
+    SparkContext per JVM, and static settings such as the master cannot change after
+    start-up.
+
+    Raises:
+        RuntimeError: Java cannot be started (from PySpark's launcher), with its message.
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    submitted = under_spark_submit()
+    if not submitted:
+        # Read by the JVM at start-up: web UI and any other bind-to-local-host service.
+        os.environ["SPARK_LOCAL_IP"] = cfg.bind_address
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder
+    for key, value in session_settings(cfg, submitted=submitted).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(cfg.log_level)
+    return spark

@@ -1,0 +1,247 @@
+"""The pipeline's config: one dataclass per stage plus the top-level :class:`PipelineConfig`.
+
+Every field has a docstring (shown by ``pipeline <stage> --help-config``) and every class
+validates itself in ``__post_init__``. Sizes are in bytes, times in seconds. Load with
+:func:`load_config`; presets live in ``conf/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from models.gpt_config import GPTConfig
+from pipeline import config as _config
+
+MiB = 1 << 20
+
+_MASTER = re.compile(r"^(local(\[(\*|\d+)(,\d+)?\])?|spark://.+|yarn|k8s://.+|mesos://.+)$")
+
+
+@dataclass
+class SparkConfig:
+    """How Spark-using stages (parse, featurise, the Spark launcher) get their session."""
+
+    master: str = "local[*]"
+    """Spark master: ``local[*]``, ``local[N]``, ``spark://host:port``, ``yarn`` or
+    ``k8s://https://host:port``. Ignored under spark-submit, whose ``--master`` wins."""
+    app_name: str = "spark-gpu-pipeline"
+    """Application name shown in the Spark UI and the cluster manager."""
+    bind_address: str = "127.0.0.1"
+    """Address the driver binds to and advertises (``spark.driver.host``,
+    ``spark.driver.bindAddress``, ``SPARK_LOCAL_IP``). Loopback unless a cluster needs
+    executors on other hosts to reach the driver."""
+    ui_enabled: bool = True
+    """Start the Spark web UI (on ``bind_address``, port 4040 or the next free one)."""
+    driver_memory: str = "2g"
+    """Driver JVM heap (``spark.driver.memory``); only applies when this process starts
+    the JVM, i.e. not under spark-submit."""
+    shuffle_partitions: int | None = None
+    """``spark.sql.shuffle.partitions``; null keeps Spark's default."""
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "WARN"
+    """Log level of the Spark JVM after start-up."""
+    conf: dict[str, str] = field(default_factory=dict)
+    """Extra Spark properties, e.g. ``{spark.executor.memory: 4g}``; they override the
+    settings above except the loopback binding, which ``bind_address`` controls."""
+
+    def __post_init__(self) -> None:
+        if not _MASTER.match(self.master):
+            raise ValueError(
+                f"master {self.master!r} is not a Spark master URL; use local[*], local[N], "
+                "spark://HOST:PORT, yarn or k8s://https://HOST:PORT"
+            )
+        if not self.bind_address:
+            raise ValueError("bind_address must not be empty; use 127.0.0.1 for local runs")
+        if not re.fullmatch(r"\d+[kmgt]?", self.driver_memory.lower()):
+            raise ValueError(f"driver_memory {self.driver_memory!r} is not a JVM size like 2g")
+        if self.shuffle_partitions is not None and self.shuffle_partitions < 1:
+            raise ValueError(f"shuffle_partitions must be >= 1, got {self.shuffle_partitions}")
+
+
+@dataclass
+class ParseConfig:
+    """Parse stage: MediaWiki XML dumps to the ``pages/`` Parquet table."""
+
+    input: list[str] = field(default_factory=list)
+    """Dump files, folders or globs (``.xml``, ``.xml.bz2``, ``.xml.gz``), local paths or
+    Hadoop URIs (``file://``, ``hdfs://``, ``s3a://``)."""
+    out: str | None = None
+    """Output folder; null means ``<work_dir>/pages``."""
+    namespaces: list[int] = field(default_factory=lambda: [0])
+    """Namespace numbers whose pages are cleaned; others get status ``namespace``."""
+    max_wikitext_bytes: int = 4 * MiB
+    """Pages whose raw wikitext is larger (UTF-8 bytes) get status ``too_large``."""
+    split_bytes: int = 32 * MiB
+    """Target compressed bytes per Spark task when splitting one dump file."""
+    parse_timeout_s: float = 30.0
+    """Time guard per page for pathological markup; beyond it the page is ``parse_error``."""
+    overwrite: bool = False
+    """Replace an existing output made from other inputs."""
+
+    def __post_init__(self) -> None:
+        if self.max_wikitext_bytes < 1:
+            raise ValueError(f"max_wikitext_bytes must be >= 1, got {self.max_wikitext_bytes}")
+        if self.split_bytes < 1:
+            raise ValueError(f"split_bytes must be >= 1, got {self.split_bytes}")
+        if self.parse_timeout_s <= 0:
+            raise ValueError(f"parse_timeout_s must be > 0, got {self.parse_timeout_s}")
+
+
+@dataclass
+class FeaturiseConfig:
+    """Featurise stage: the pages table to packed Arrow token shards and a manifest."""
+
+    pages: str | None = None
+    """Input pages folder; null means ``<work_dir>/pages``."""
+    out: str | None = None
+    """Output folder; null means ``<work_dir>/shards``."""
+    val_fraction: float = 0.05
+    """Fraction of pages in the validation split, chosen by a stable hash of
+    ``(wiki, page_id)``."""
+    tokenizer: str | None = None
+    """Existing ``tokenizer.json`` to use; null trains a byte-level BPE."""
+    vocab_size: int = 8192
+    """Vocabulary size of a trained tokenizer."""
+    tokenizer_sample_bytes: int = 256 * MiB
+    """Cap on the training text used to train the tokenizer (deterministic sample)."""
+    block_size: int = 1024
+    """Tokens per training sequence; rows hold ``block_size + 1`` tokens."""
+    shard_bytes: int = 128 * MiB
+    """Target size of one shard file."""
+    overwrite: bool = False
+    """Replace an existing output made from other inputs."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.vocab_size < 257:
+            raise ValueError(
+                f"vocab_size {self.vocab_size} is below 257; a byte-level BPE needs the 256 "
+                "byte tokens plus <|endoftext|>"
+            )
+        if self.block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {self.block_size}")
+        if self.shard_bytes < MiB:
+            raise ValueError(f"shard_bytes must be >= 1 MiB ({MiB}), got {self.shard_bytes}")
+        if self.tokenizer_sample_bytes < 1:
+            raise ValueError(
+                f"tokenizer_sample_bytes must be >= 1, got {self.tokenizer_sample_bytes}"
+            )
+
+
+@dataclass
+class TrainConfig:
+    """Train stage: Horovod data-parallel training on the shards."""
+
+    data: str | None = None
+    """Shards folder (holding ``manifest.json``); null means ``<work_dir>/shards``."""
+    run: str | None = None
+    """Run folder; null means ``<work_dir>/runs/<name>``."""
+    name: str = "gpt"
+    """Run name, used for the default run folder."""
+    launcher: Literal["horovodrun", "spark", "local"] = "horovodrun"
+    """``horovodrun`` (Gloo on loopback or ``hosts``), ``spark`` (``horovod.spark.run``
+    on executors) or ``local`` (one in-process rank)."""
+    np: int = 1
+    """Number of ranks (world size); 1 runs in-process."""
+    hosts: str | None = None
+    """horovodrun host list ``host1:4,host2:4``; null means ``localhost:<np>``."""
+    network_interface: str = "lo"
+    """Network interface Horovod's Gloo traffic uses."""
+    max_steps: int = 1000
+    """Optimizer steps to train for."""
+    global_batch: int = 64
+    """Sequences per optimizer step over all ranks."""
+    micro_batch: int = 16
+    """Sequences per forward/backward on one rank; ``global_batch`` must be a multiple
+    of ``micro_batch * np`` (the quotient is the gradient accumulation)."""
+    lr: float = 6e-4
+    """Peak learning rate after warm-up."""
+    min_lr: float = 6e-5
+    """Floor of the cosine decay."""
+    warmup_steps: int = 100
+    """Linear warm-up steps."""
+    weight_decay: float = 0.1
+    """AdamW weight decay on matrices (not on biases and norms)."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this; 0 disables."""
+    eval_every: int = 200
+    """Evaluate on the validation split every N steps (and at the end)."""
+    eval_batches: int = 20
+    """Validation batches per evaluation."""
+    checkpoint_every: int = 200
+    """Write a checkpoint every N steps (and at the end)."""
+    keep_checkpoints: int = 3
+    """Keep the newest K checkpoints."""
+    seed: int = 1337
+    """Seed of the data order, initialisation and dropout."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """``auto`` uses CUDA when present, else CPU."""
+    compile: bool = False
+    """Wrap the model in ``torch.compile``."""
+    verify_shards: bool = True
+    """Check each shard's sha256 against the manifest on first use."""
+
+    def __post_init__(self) -> None:
+        for name in ("np", "max_steps", "global_batch", "micro_batch", "eval_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+        if self.global_batch % (self.micro_batch * self.np):
+            raise ValueError(
+                f"global_batch {self.global_batch} is not a multiple of micro_batch "
+                f"{self.micro_batch} x np {self.np}; pick global_batch = k * "
+                f"{self.micro_batch * self.np}"
+            )
+        if not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr} lr={self.lr}")
+        if self.grad_clip < 0 or self.weight_decay < 0:
+            raise ValueError("grad_clip and weight_decay must be >= 0")
+
+
+@dataclass
+class PipelineConfig:
+    """The whole pipeline's config; each stage reads its own section plus ``spark``."""
+
+    work_dir: str = "work"
+    """Folder holding ``pages/``, ``shards/`` and ``runs/`` unless a stage names its own."""
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    """Spark session settings, shared by every Spark-using subcommand."""
+    parse: ParseConfig = field(default_factory=ParseConfig)
+    """Parse stage settings."""
+    featurise: FeaturiseConfig = field(default_factory=FeaturiseConfig)
+    """Featurise stage settings."""
+    model: GPTConfig = field(default_factory=GPTConfig)
+    """Model shape."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Train stage settings."""
+
+    def __post_init__(self) -> None:
+        if not self.work_dir:
+            raise ValueError("work_dir must not be empty")
+        if self.model.block_size > self.featurise.block_size:
+            raise ValueError(
+                f"model.block_size {self.model.block_size} exceeds featurise.block_size "
+                f"{self.featurise.block_size}; the shards could not feed it"
+            )
+
+    def stage_path(self, explicit: str | None, default: str) -> str:
+        """Return ``explicit`` if set, else ``<work_dir>/<default>``."""
+        return explicit if explicit else os.path.join(self.work_dir, default)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> PipelineConfig:
+    """Resolve the pipeline config: defaults < YAML file ``path`` < ``overrides``.
+
+    Raises:
+        pipeline.config.ConfigError: unknown key, wrong type or invalid value, naming it.
+    """
+    return _config.load(PipelineConfig, path, overrides)
