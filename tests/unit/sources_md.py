@@ -1,0 +1,20 @@
+"""Read the expected per-file <page> counts from ../shared/data/wiki/SOURCES.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+
+def expected_page_counts(wiki_data: Path) -> dict[str, int | None]:
+    """``{relative path: <page> count}`` from the SOURCES.md table; None where the table
+    gives no plain count (the index file, the truncated file)."""
+    counts: dict[str, int | None] = {}
+    for line in (wiki_data / "SOURCES.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.split(" | ")]
+        if len(cells) < 6 or not cells[0].startswith("| `"):
+            continue
+        name = cells[0][3:].strip("`")
+        m = re.fullmatch(r"(\d+)", cells[5])
+        counts[name] = int(m.group(1)) if m else None
+    return counts
