@@ -67,9 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     }
 
     p = ps["parse"]
-    p.add_argument("--input", action="append", metavar="PATH", help="dump file/folder/glob/URI")
+    p.add_argument(
+        "--input", "--dump", action="append", metavar="PATH", help="dump file/folder/glob/URI"
+    )
     p.add_argument("--out", metavar="DIR", help="output pages folder (parse.out)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     p = ps["featurise"]
     p.add_argument("--pages", metavar="DIR", help="input pages folder (featurise.pages)")
@@ -114,7 +115,7 @@ def _flag_overrides(ns: argparse.Namespace) -> list[str]:
     if cmd == "parse":
         if ns.input:
             pairs.append(("parse.input", yaml.safe_dump(ns.input, default_flow_style=True)))
-        pairs += [("parse.out", ns.out), ("parse.overwrite", ns.overwrite or None)]
+        pairs += [("parse.out", ns.out)]
     elif cmd == "featurise":
         pairs += [("featurise.pages", ns.pages), ("featurise.out", ns.out)]
         pairs += [("featurise.tokenizer", ns.tokenizer)]
@@ -173,10 +174,20 @@ def _not_built(name: str) -> Callable[[PipelineConfig | None, argparse.Namespace
     return handler
 
 
-# Filled in as the stages land: subcommand -> handler(config or None, args) -> exit code.
+def _stage(name: str) -> Callable[[PipelineConfig | None, argparse.Namespace], int]:
+    def handler(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
+        from pipeline import stages
+
+        return getattr(stages, name)(cfg, ns)
+
+    return handler
+
+
+# subcommand -> handler(config or None, args) -> exit code; the rest arrive with their issue.
 HANDLERS: dict[str, Callable[[PipelineConfig | None, argparse.Namespace], int]] = {
     name: _not_built(name) for name in _SUBCOMMANDS
 }
+HANDLERS["parse"] = _stage("parse")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

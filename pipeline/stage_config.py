@@ -77,8 +77,10 @@ class ParseConfig:
     """Target compressed bytes per Spark task when splitting one dump file."""
     parse_timeout_s: float = 30.0
     """Time guard per page for pathological markup; beyond it the page is ``parse_error``."""
-    overwrite: bool = False
-    """Replace an existing output made from other inputs."""
+    on_damaged: Literal["fail", "keep"] = "fail"
+    """A truncated or corrupt input: ``fail`` the job naming the file and position and
+    publish nothing, or ``keep`` every complete page before the damage and record the
+    damage in ``stats.json``."""
 
     def __post_init__(self) -> None:
         if self.max_wikitext_bytes < 1:

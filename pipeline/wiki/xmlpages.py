@@ -86,6 +86,7 @@ class PageReader:
         self.source = source
         self.siteinfo = SiteInfo()
         self.pages_started = 0
+        self.pages_completed = 0
         self.bytes_fed = 0
         self._fragment = fragment
         self._root_closed = False
@@ -244,4 +245,5 @@ class PageReader:
         missing = [tag for n, tag in tags.items() if getattr(page, n) is None]
         if missing:
             raise self._here(f"<page> #{self.pages_started} has no <{'>, <'.join(missing)}>")
+        self.pages_completed += 1
         self._done.append(page)

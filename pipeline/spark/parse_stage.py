@@ -1,0 +1,186 @@
+"""The parse stage on Spark: plan tasks on the driver, run them on executors, commit.
+
+The cleaning and reading live in :mod:`pipeline.wiki`; this module only plans, ships
+:func:`pipeline.wiki.pages.run_task` to executors (one task per Spark partition), shows
+progress, and commits ``pages/`` with ``stats.json``, ``config.yaml`` and ``_SUCCESS``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+import pipeline
+from pipeline import config as cfgmod
+from pipeline.spark.commit import StagedOutput
+from pipeline.spark.session import build_spark_session
+from pipeline.stage_config import PipelineConfig
+from pipeline.wiki import pages, sources
+from pipeline.wiki.xmlpages import DumpError
+
+STATS_VERSION = 1
+
+
+def _partition(opts: pages.ParseOptions, staging: str, tasks):
+    """Spark wrapper of :func:`pipeline.wiki.pages.run_task` for one partition."""
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    attempt = f"{ctx.taskAttemptId()}-{ctx.attemptNumber()}" if ctx else "0-0"
+    for task in tasks:
+        yield _plain(pages.run_task(task, opts, staging, attempt))
+
+
+def _plain(stats: pages.TaskStats) -> dict[str, Any]:
+    out = asdict(stats)
+    out["status"] = dict(stats.status)
+    out["namespaces"] = {str(k): v for k, v in stats.namespaces.items()}
+    return out
+
+
+def _dump_error_from(exc: Exception) -> DumpError | None:
+    """Recover the executor's DumpError message from Spark's wrapped exception."""
+    m = re.search(r"DumpError: (.+?)(?:\n|$)", str(exc))
+    if m is None:
+        return None
+    err = DumpError("", "")
+    err.args = (m.group(1),)
+    return err
+
+
+def _run_with_progress(sc, rdd, total: int, desc: str) -> list[dict[str, Any]]:
+    """``rdd.collect()`` in a thread while a tqdm bar shows finished tasks."""
+    result: dict[str, Any] = {}
+    group = f"pipeline-{desc}-{time.monotonic_ns()}"
+
+    def work() -> None:
+        sc.setJobGroup(group, desc)
+        try:
+            result["rows"] = rdd.collect()
+        except Exception as e:  # re-raised in the caller's thread
+            result["error"] = e
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    with tqdm(total=total, desc=desc, unit="task", file=sys.stderr, mininterval=1) as bar:
+        while thread.is_alive():
+            thread.join(0.5)
+            done = 0
+            for job in sc.statusTracker().getJobIdsForGroup(group):
+                info = sc.statusTracker().getJobInfo(job)
+                for stage in info.stageIds if info else []:
+                    s = sc.statusTracker().getStageInfo(stage)
+                    done += s.numCompletedTasks if s else 0
+            bar.update(max(0, min(done, total) - bar.n))
+        bar.update(total - bar.n if "error" not in result else 0)
+    if "error" in result:
+        raise result["error"]
+    return result["rows"]
+
+
+def _summarise(files, tasks, results) -> dict[str, Any]:
+    per_input: dict[str, dict[str, Any]] = {
+        uri: {"file": uri, "size": size, "tasks": 0, "pages": 0, "rows": 0,
+              "bytes_read": 0, "uncompressed_bytes": 0, "status": Counter(),
+              "namespaces": Counter(), "damaged": None}
+        for uri, size in files
+    }  # fmt: skip
+    for r in results:
+        d = per_input[r["source"]]
+        d["tasks"] += 1
+        for key in ("pages", "rows", "bytes_read", "uncompressed_bytes"):
+            d[key] += r[key]
+        d["status"].update(r["status"])
+        d["namespaces"].update(r["namespaces"])
+        if r["damaged"]:
+            d["damaged"] = r["damaged"]
+    totals = {"pages": 0, "rows": 0, "bytes_read": 0, "uncompressed_bytes": 0,
+              "status": Counter(), "namespaces": Counter()}  # fmt: skip
+    for d in per_input.values():
+        for key in ("pages", "rows", "bytes_read", "uncompressed_bytes"):
+            totals[key] += d[key]
+        totals["status"].update(d["status"])
+        totals["namespaces"].update(d["namespaces"])
+        d["status"], d["namespaces"] = dict(d["status"]), dict(d["namespaces"])
+    totals["status"] = {s: totals["status"].get(s, 0) for s in pages.STATUSES}
+    totals["namespaces"] = dict(sorted(totals["namespaces"].items(), key=lambda kv: int(kv[0])))
+    return {
+        "inputs": list(per_input.values()),
+        "totals": totals,
+        "damaged": [d["damaged"] for d in per_input.values() if d["damaged"]],
+        "tasks": len(tasks),
+    }
+
+
+def run_parse(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Parse ``cfg.parse.input`` into ``cfg.parse.out`` (default ``<work_dir>/pages``).
+
+    Returns the stats written to ``stats.json``.
+
+    Raises:
+        DumpError: missing input, unreadable or mismatched index, a 7z dump, or damaged
+            input with ``parse.on_damaged=fail`` — before anything is published.
+        ValueError: the output folder is inside an input folder.
+    """
+    started = time.perf_counter()
+    out = cfg.stage_path(cfg.parse.out, "pages")
+    out_abs = sources.filesystem(out)[1].rstrip("/") + "/"
+    for item in cfg.parse.input:
+        if out_abs.startswith(sources.filesystem(item)[1].rstrip("/") + "/"):
+            raise ValueError(f"output {out} is inside input {item}; choose another parse.out")
+    files = sources.expand_inputs(cfg.parse.input)
+    tasks = sources.plan_tasks(files, cfg.parse.split_bytes)
+    opts = pages.ParseOptions(
+        namespaces=tuple(cfg.parse.namespaces),
+        max_wikitext_bytes=cfg.parse.max_wikitext_bytes,
+        parse_timeout_s=cfg.parse.parse_timeout_s,
+        on_damaged=cfg.parse.on_damaged,
+    )
+    spark = build_spark_session(cfg.spark)
+    sc = spark.sparkContext
+    with StagedOutput(out) as stage:
+        fn = functools.partial(_partition, opts, stage.uri)
+        rdd = sc.parallelize(tasks, len(tasks)).mapPartitions(fn)
+        try:
+            if progress:
+                results = _run_with_progress(sc, rdd, len(tasks), "parse")
+            else:
+                results = rdd.collect()
+        except Exception as e:
+            err = _dump_error_from(e)
+            if err is None:
+                raise
+            raise err from None
+        results.sort(key=lambda r: r["task"])
+        names = []
+        for r in results:
+            name = f"part-{r['task']:05d}.parquet"
+            stage.rename(r["file"].rsplit("/", 1)[-1], name)
+            names.append(name)
+        for leftover in set(stage.listdir()) - set(names):
+            stage.delete(leftover)  # files of failed or speculative attempts
+        stats = _summarise(files, tasks, results)
+        stats.update(
+            format="pages",
+            version=STATS_VERSION,
+            files=names,
+            code_version=pipeline.__version__,
+            config=cfgmod.to_dict(cfg),
+        )
+        stage.write_json("stats.json", stats)
+        stage.write_bytes(
+            "config.yaml", yaml.safe_dump(cfgmod.to_dict(cfg), sort_keys=False).encode()
+        )
+    stats["seconds"] = round(
+        time.perf_counter() - started, 3
+    )  # not in stats.json: bytes stay stable
+    return stats

@@ -1,0 +1,212 @@
+"""One parse task: read its pages, give each a status, clean the kept ones, write Parquet.
+
+The pages schema is the ``pages/`` contract of DESIGN.md. Everything here is plain Python
+and pyarrow; :mod:`pipeline.spark.parse_stage` ships :func:`run_task` to executors.
+Every ``<page>`` read becomes exactly one row, whatever its status.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.wiki import sources
+from pipeline.wiki.clean import CleanOptions, CleanTimeout, ParserError, clean_wikitext
+from pipeline.wiki.xmlpages import DumpError, Page, PageReader, SiteInfo
+
+PAGES_SCHEMA = pa.schema(
+    [
+        ("wiki", pa.string()),
+        ("page_id", pa.int64()),
+        ("ns", pa.int32()),
+        ("title", pa.string()),
+        ("redirect_to", pa.string()),
+        ("revision_id", pa.int64()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("content_model", pa.string()),
+        ("wikitext_bytes", pa.int64()),
+        ("text", pa.string()),
+        ("categories", pa.list_(pa.string())),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("source", pa.string()),
+    ]
+)
+STATUSES = ("ok", "redirect", "namespace", "non_wikitext", "empty", "too_large", "parse_error")
+_WIKI_FROM_NAME = re.compile(r"^([a-z][a-z0-9_]*?wik[a-z]+)-")
+CHUNK = 1 << 20  # bytes fed to the XML parser at a time
+ROWS_PER_GROUP = 2000  # Parquet row group size; bounds the rows held in memory
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    """Plain-value options of a parse task (shipped to executors)."""
+
+    namespaces: tuple[int, ...] = (0,)
+    max_wikitext_bytes: int = 4 << 20
+    parse_timeout_s: float = 30.0
+    on_damaged: str = "fail"
+
+
+@dataclass
+class TaskStats:
+    """What one task did; small, returned to the driver and summed into stats.json."""
+
+    task: int
+    source: str
+    pages: int = 0
+    rows: int = 0
+    bytes_read: int = 0
+    uncompressed_bytes: int = 0
+    status: Counter = field(default_factory=Counter)
+    namespaces: Counter = field(default_factory=Counter)
+    damaged: dict[str, Any] | None = None
+    seconds: float = 0.0
+    file: str | None = None
+
+
+def wiki_name(siteinfo: SiteInfo, source: str) -> str:
+    """Database name from ``<siteinfo><dbname>``, else from the file name, else its stem."""
+    if siteinfo.dbname:
+        return siteinfo.dbname
+    name = source.rsplit("/", 1)[-1]
+    m = _WIKI_FROM_NAME.match(name)
+    return m.group(1) if m else name.split(".", 1)[0]
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def page_row(page: Page, wiki: str, source: str, opts: ParseOptions, clean: CleanOptions):
+    """Return the pages-table row (a dict) of one page; only cleaning errors are caught.
+
+    Status order: ``namespace`` (not kept) → ``redirect`` → ``non_wikitext`` → ``empty`` →
+    ``too_large`` → cleaned: ``ok``, or ``parse_error`` on mwparserfromhell's
+    ``ParserError``, the time guard, or recursion too deep; ``empty`` if nothing is left.
+    """
+    raw = page.text or ""
+    nbytes = len(raw.encode("utf-8"))
+    text, categories, error = None, [], None
+    if page.ns not in opts.namespaces:
+        status = "namespace"
+    elif page.redirect_to is not None:
+        status = "redirect"
+    elif page.content_model not in (None, "wikitext"):
+        status = "non_wikitext"
+    elif not raw.strip():
+        status = "empty"
+    elif nbytes > opts.max_wikitext_bytes:
+        status = "too_large"
+    else:
+        try:
+            result = clean_wikitext(raw, clean)
+        except (ParserError, CleanTimeout, RecursionError) as e:
+            status, error = "parse_error", f"{type(e).__name__}: {e}"
+        else:
+            text, categories = result.text, result.categories
+            status = "ok" if text else "empty"
+            text = text or None
+    return {
+        "wiki": wiki, "page_id": page.page_id, "ns": page.ns, "title": page.title,
+        "redirect_to": page.redirect_to, "revision_id": page.revision_id,
+        "timestamp": _timestamp(page.timestamp), "content_model": page.content_model,
+        "wikitext_bytes": nbytes, "text": text, "categories": categories,
+        "status": status, "error": error, "source": source,
+    }  # fmt: skip
+
+
+def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Iterator[dict]:
+    """Yield the row of every page of ``task``, updating ``stats`` as it goes.
+
+    Raises:
+        DumpError: damaged input when ``opts.on_damaged == "fail"``, or a multistream
+            range whose page count differs from the index.
+    """
+    source = task["source"]
+    reader = PageReader(source, fragment=task["kind"] == "range")
+    if task["siteinfo"]:
+        reader.siteinfo = SiteInfo(**task["siteinfo"])
+        reader.siteinfo.namespaces = {int(k): v for k, v in reader.siteinfo.namespaces.items()}
+    clean: CleanOptions | None = None
+    wiki = ""
+    with sources.open_task(task) as (stream, compressed_pos):
+        try:
+            while True:
+                try:
+                    data = stream.read(CHUNK)
+                except (OSError, EOFError) as e:
+                    raise DumpError(source, f"corrupt compressed data ({e})",
+                                    f"compressed byte {compressed_pos()}") from None  # fmt: skip
+                stats.uncompressed_bytes += len(data)
+                pages = reader.feed(data) if data else reader.close()
+                if pages and clean is None:
+                    clean = CleanOptions.for_namespaces(
+                        reader.siteinfo.namespaces, opts.parse_timeout_s
+                    )
+                    wiki = wiki_name(reader.siteinfo, source)
+                for page in pages:
+                    yield page_row(page, wiki, task["name"], opts, clean)
+                if not data:
+                    break
+        except DumpError as e:
+            if opts.on_damaged != "keep":
+                raise
+            stats.damaged = {
+                "file": source,
+                "position": e.position,
+                "offset": e.offset,
+                "reason": e.reason,
+                "complete_pages_before": reader.pages_completed,
+                "cut_off_page": reader.pages_started > reader.pages_completed,
+            }
+        stats.bytes_read = compressed_pos() - task["start"]
+    # Pages read = complete <page> elements; a page cut off by damage is in stats.damaged.
+    stats.pages = reader.pages_completed
+    expected = task["expected_pages"]
+    if expected is not None and stats.damaged is None and reader.pages_started != expected:
+        raise DumpError(
+            source,
+            f"bytes {task['start']}-{task['end'] or 'end'} hold {reader.pages_started} pages "
+            f"but the multistream index lists {expected}: the index does not match the dump",
+        )
+
+
+def run_task(task: dict[str, Any], opts: ParseOptions, out_dir: str, attempt: str) -> TaskStats:
+    """Run one task and write its rows to ``out_dir/part-<task>-<attempt>.parquet``.
+
+    Returns the task's :class:`TaskStats`; ``file`` is the written file's URI. A failed
+    task leaves at most an attempt file, which the driver never publishes.
+    """
+    started = time.perf_counter()
+    stats = TaskStats(task=task["task"], source=task["source"])
+    fs, path = sources.filesystem(out_dir)
+    file_path = f"{path}/part-{task['task']:05d}-{attempt}.parquet"
+    with (
+        fs.open_output_stream(file_path, compression=None) as sink,
+        pq.ParquetWriter(sink, PAGES_SCHEMA, compression="zstd") as writer,
+    ):
+        batch: list[dict] = []
+        for row in iter_rows(task, opts, stats):
+            batch.append(row)
+            stats.status[row["status"]] += 1
+            stats.namespaces[row["ns"]] += 1
+            if len(batch) >= ROWS_PER_GROUP:
+                writer.write_table(pa.Table.from_pylist(batch, PAGES_SCHEMA))
+                stats.rows += len(batch)
+                batch = []
+        writer.write_table(pa.Table.from_pylist(batch, PAGES_SCHEMA))
+        stats.rows += len(batch)
+    stats.file = sources.join_uri(out_dir, file_path)
+    stats.seconds = time.perf_counter() - started
+    return stats

@@ -1,0 +1,100 @@
+"""The parse stage on local Spark: every shared sample accounted for, clean commit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.spark.parse_stage import run_parse
+from pipeline.stage_config import load_config
+from pipeline.wiki.xmlpages import DumpError
+from tests.unit.sources_md import expected_page_counts
+
+BAD = ("TRUNCATED", ".7z", "index")
+
+
+def parse(inputs: list[str], out: Path, *overrides: str) -> dict:
+    cfg = load_config(
+        overrides=[f"parse.input={json.dumps(inputs)}", f"parse.out={out}", *overrides]
+    )
+    return run_parse(cfg, progress=False)
+
+
+def hidden(folder: Path) -> list[str]:
+    return [p.name for p in folder.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_every_sample_rows_equal_pages_of_sources_md(spark, wiki_data: Path, tmp_path) -> None:
+    expected = expected_page_counts(wiki_data)
+    names = sorted(n for n, c in expected.items() if c is not None and not n.endswith(BAD))
+    out = tmp_path / "pages"
+    stats = parse([str(wiki_data / n) for n in names], out, "parse.split_bytes=4000")
+    by_file = {Path(d["file"]).resolve(): d for d in stats["inputs"]}
+    for n in names:
+        d = by_file[(wiki_data / n).resolve()]
+        assert d["pages"] == d["rows"] == expected[n], n
+    table = pq.read_table([str(out / f) for f in stats["files"]])
+    assert table.num_rows == stats["totals"]["rows"] == sum(expected[n] for n in names)
+    assert stats["tasks"] > len(names)  # the multistream dump was read in several tasks
+    assert stats["totals"]["status"]["non_wikitext"] >= 2
+    assert (out / "_SUCCESS").is_file() and (out / "config.yaml").is_file()
+    assert hidden(out) == []
+
+
+def test_rerun_replaces_output_with_same_bytes(spark, wiki_data: Path, tmp_path) -> None:
+    dump = str(wiki_data / "elwikivoyage-pages-articles-multistream.xml-p2566p2583.bz2")
+    out = tmp_path / "pages"
+    parse([dump], out, "parse.split_bytes=1")
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "stray.txt").write_text("from an older run")
+    parse([dump], out, "parse.split_bytes=1")
+    second = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert first == second  # same bytes, stray file gone with the old output
+    assert hidden(out) == []
+
+
+def test_truncated_input_publishes_nothing(spark, wiki_data: Path, tmp_path) -> None:
+    bad = str(wiki_data / "edge-cases" / "simplewiki-multistream-head1000-TRUNCATED.xml")
+    good = str(wiki_data / "simplewiki-camchenry.xml.bz2")
+    out = tmp_path / "pages"
+    with pytest.raises(DumpError, match=r"TRUNCATED\.xml at line 1001, uncompressed byte"):
+        parse([good, bad], out)
+    assert not out.exists()
+    assert hidden(out) == []
+
+
+def test_truncated_input_kept_with_damage_recorded(spark, wiki_data, tmp_path) -> None:
+    bad = str(wiki_data / "edge-cases" / "simplewiki-multistream-head1000-TRUNCATED.xml")
+    out = tmp_path / "pages"
+    stats = parse([bad], out, "parse.on_damaged=keep")
+    assert stats["totals"]["rows"] == 7
+    saved = json.loads((out / "stats.json").read_text())
+    assert saved["damaged"][0]["position"].startswith("line 1001")
+
+
+def test_empty_dump_commits_an_empty_table(spark, wiki_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pages"
+    stats = parse([str(wiki_data / "dbpedia-minidumps" / "wikidata.org.xml.bz2")], out)
+    assert stats["totals"]["rows"] == 0
+    assert (out / "_SUCCESS").is_file()
+    assert pq.read_table(out / "part-00000.parquet").num_rows == 0
+
+
+def test_output_inside_input_is_refused(spark, tmp_path: Path, wiki_data: Path) -> None:
+    with pytest.raises(ValueError, match="is inside input"):
+        parse([str(tmp_path)], tmp_path / "pages")
+
+
+def test_dtd_is_refused_by_the_job(spark, tmp_path: Path) -> None:
+    dump = tmp_path / "in" / "evil.xml"
+    dump.parent.mkdir()
+    dump.write_text(
+        '<?xml version="1.0"?><!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        "<mediawiki><page><title>&x;</title><ns>0</ns><id>1</id></page></mediawiki>"
+    )
+    with pytest.raises(DumpError, match="evil.xml at line 1.*DTD is not allowed"):
+        parse([str(dump)], tmp_path / "pages")
+    assert not (tmp_path / "pages").exists()
