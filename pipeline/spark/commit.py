@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from pipeline.wiki.sources import filesystem, join_uri
+from pipeline.fs import filesystem, join_uri
 
 SUCCESS = "_SUCCESS"
 
@@ -76,9 +76,3 @@ class StagedOutput:
         self.fs.move(self.staging, self.path)
         if existed:
             self.fs.delete_dir(self._old)
-
-
-def is_complete(out: str) -> bool:
-    """True when ``out`` holds a published output (its ``_SUCCESS`` exists)."""
-    fs, path = filesystem(out)
-    return fs.get_file_info(f"{path.rstrip('/')}/{SUCCESS}").is_file

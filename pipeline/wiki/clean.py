@@ -178,9 +178,9 @@ class _Walker:
         target = target.lstrip(":").strip()
         prefix, sep, rest = target.partition(":")
         key = _norm(prefix) if sep else ""
+        if key and (key in self.opts.file_names or _MEDIA_TARGET.search(rest)):
+            return ""  # file links are dropped, shown ([[:File:X]]) or not
         if key and not visible:
-            if key in self.opts.file_names:
-                return ""
             if key in self.opts.category_names:
                 name = self.render(mwparserfromhell.parse(rest).nodes).replace("_", " ")
                 if name.strip():
@@ -188,8 +188,6 @@ class _Walker:
                 return ""
             if key not in self.opts.namespace_names and _INTERWIKI.match(key):
                 return ""  # interlanguage link such as [[de:Berlin]]
-        if key and (key in self.opts.file_names or _MEDIA_TARGET.search(rest)):
-            return ""
         if sep and n.text is not None and _IMAGE_OPTION.match(str(n.text).split("|", 1)[0]):
             return ""
         if n.text is not None:

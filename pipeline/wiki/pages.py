@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.fs import filesystem, join_uri
 from pipeline.wiki import sources
 from pipeline.wiki.clean import CleanOptions, CleanTimeout, ParserError, clean_wikitext
 from pipeline.wiki.xmlpages import DumpError, Page, PageReader, SiteInfo
@@ -190,7 +191,7 @@ def run_task(task: dict[str, Any], opts: ParseOptions, out_dir: str, attempt: st
     """
     started = time.perf_counter()
     stats = TaskStats(task=task["task"], source=task["source"])
-    fs, path = sources.filesystem(out_dir)
+    fs, path = filesystem(out_dir)
     file_path = f"{path}/part-{task['task']:05d}-{attempt}.parquet"
     with (
         fs.open_output_stream(file_path, compression=None) as sink,
@@ -207,6 +208,6 @@ def run_task(task: dict[str, Any], opts: ParseOptions, out_dir: str, attempt: st
                 batch = []
         writer.write_table(pa.Table.from_pylist(batch, PAGES_SCHEMA))
         stats.rows += len(batch)
-    stats.file = sources.join_uri(out_dir, file_path)
+    stats.file = join_uri(out_dir, file_path)
     stats.seconds = time.perf_counter() - started
     return stats

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import bz2
 import fnmatch
+import gzip
 import io
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,34 +28,13 @@ from typing import IO, Any
 
 import pyarrow.fs as pafs
 
+from pipeline.fs import filesystem, join_uri
 from pipeline.wiki.xmlpages import DumpError, PageReader, SiteInfo
 
 DUMP_SUFFIXES = (".xml", ".xml.bz2", ".xml.gz", ".bz2", ".gz", ".7z")
 _MULTISTREAM = re.compile(r"multistream(\d*)\.xml")
 _INDEX = re.compile(r"multistream-index(\d*)\.txt")
 BZ2_MAGIC = b"BZh"
-
-
-def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """Return ``(filesystem, path)`` for a local path or a URI (``s3a://`` → ``s3://``)."""
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), os.path.abspath(uri)
-    if uri.startswith("s3a://"):
-        uri = "s3://" + uri[len("s3a://") :]
-    return pafs.FileSystem.from_uri(uri)
-
-
-def join_uri(base: str, path: str) -> str:
-    """Rebuild a URI for ``path`` on the same filesystem as ``base``."""
-    if "://" not in base:
-        return path
-    scheme, rest = base.split("://", 1)
-    if scheme == "file":
-        return "file://" + path
-    authority = rest.split("/", 1)[0]
-    if scheme in ("s3", "s3a", "gs"):
-        return f"{scheme}://{path}"  # pyarrow's path includes the bucket
-    return f"{scheme}://{authority}{path}"
 
 
 def is_index(name: str) -> bool:
@@ -250,8 +229,6 @@ def open_task(task: dict[str, Any]) -> Iterator[tuple[IO[bytes], Any]]:
             with bz2.BZ2File(raw) as f:
                 yield f, raw.tell
         elif name.endswith(".gz"):
-            import gzip
-
             with gzip.GzipFile(fileobj=raw) as f:
                 yield f, raw.tell
         else:

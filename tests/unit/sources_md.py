@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pipeline.wiki.sources import open_task
+from pipeline.wiki.xmlpages import Page, PageReader
+
 
 def expected_page_counts(wiki_data: Path) -> dict[str, int | None]:
     """``{relative path: <page> count}`` from the SOURCES.md table; None where the table
@@ -18,3 +21,14 @@ def expected_page_counts(wiki_data: Path) -> dict[str, int | None]:
         m = re.fullmatch(r"(\d+)", cells[5])
         counts[name] = int(m.group(1)) if m else None
     return counts
+
+
+def read_sample(path: Path, chunk: int = 1 << 16) -> tuple[PageReader, list[Page]]:
+    """Read every page of one sample file through the project's own opener."""
+    task = {"source": str(path), "name": path.name, "kind": "whole", "start": 0, "end": None}
+    reader, pages = PageReader(str(path)), []
+    with open_task(task) as (stream, _):
+        while data := stream.read(chunk):
+            pages += reader.feed(data)
+    pages += reader.close()
+    return reader, pages

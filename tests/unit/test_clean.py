@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import bz2
-import gzip
 from pathlib import Path
 
 import pytest
 
 from pipeline.wiki.clean import CleanOptions, CleanTimeout, clean_wikitext
-from pipeline.wiki.xmlpages import PageReader
+from tests.unit.sources_md import read_sample
 
 WIKI = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "wiki"
 LEFTOVERS = ["{{", "}}", "[[", "]]", "<ref", "{|", "|}", "'''", "<!--", "&amp;", "&nbsp;",
@@ -98,10 +96,7 @@ def _ns0_pages():
             continue
         if "TRUNCATED" in path.name:
             continue
-        opener = bz2.open if path.suffix == ".bz2" else gzip.open if path.suffix == ".gz" else open
-        reader, pages = PageReader(str(path)), []
-        with opener(path, "rb") as f:
-            pages = reader.feed(f.read()) + reader.close()
+        reader, pages = read_sample(path)
         opts = CleanOptions.for_namespaces(reader.siteinfo.namespaces)
         for p in pages:
             if p.ns == 0 and p.text and not p.redirect_to and p.content_model in (None, "wikitext"):

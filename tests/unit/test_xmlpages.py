@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import bz2
-import gzip
 from pathlib import Path
 
 import pytest
 
 from pipeline.wiki.xmlpages import DumpError, PageReader
 from tests.unit.sources_md import expected_page_counts
+from tests.unit.sources_md import read_sample as read_all
 
 WIKI = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "wiki"
-
-
-def read_all(path: Path, chunk: int = 1 << 16) -> tuple[PageReader, list]:
-    opener = bz2.open if path.suffix == ".bz2" else gzip.open if path.suffix == ".gz" else open
-    reader, pages = PageReader(str(path)), []
-    with opener(path, "rb") as f:
-        while data := f.read(chunk):
-            pages += reader.feed(data)
-    pages += reader.close()
-    return reader, pages
 
 
 def sample_files() -> list[str]:
