@@ -111,7 +111,9 @@ class FeaturiseConfig:
     block_size: int = 1024
     """Tokens per training sequence; rows hold ``block_size + 1`` tokens."""
     shard_bytes: int = 128 * MiB
-    """Target size of one shard file."""
+    """Most token bytes in one shard file (a shard holds at least one row)."""
+    dtype: Literal["auto", "uint16", "uint32"] = "auto"
+    """Token dtype of the shards: ``auto`` is uint16 when the vocabulary fits, else uint32."""
     overwrite: bool = False
     """Replace an existing output made from other inputs."""
 

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import functools
 import re
-import sys
-import threading
 import time
 from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
 import yaml
-from tqdm import tqdm
 
 import pipeline
 from pipeline import config as cfgmod
 from pipeline.fs import filesystem
 from pipeline.spark.commit import StagedOutput
+from pipeline.spark.progress import run_with_progress
 from pipeline.spark.session import build_spark_session
 from pipeline.stage_config import PipelineConfig
 from pipeline.wiki import pages, sources
@@ -56,36 +54,6 @@ def _dump_error_from(exc: Exception) -> DumpError | None:
     err = DumpError("", "")
     err.args = (m.group(1),)
     return err
-
-
-def _run_with_progress(sc, rdd, total: int, desc: str) -> list[dict[str, Any]]:
-    """``rdd.collect()`` in a thread while a tqdm bar shows finished tasks."""
-    result: dict[str, Any] = {}
-    group = f"pipeline-{desc}-{time.monotonic_ns()}"
-
-    def work() -> None:
-        sc.setJobGroup(group, desc)
-        try:
-            result["rows"] = rdd.collect()
-        except Exception as e:  # re-raised in the caller's thread
-            result["error"] = e
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    with tqdm(total=total, desc=desc, unit="task", file=sys.stderr, mininterval=1) as bar:
-        while thread.is_alive():
-            thread.join(0.5)
-            done = 0
-            for job in sc.statusTracker().getJobIdsForGroup(group):
-                info = sc.statusTracker().getJobInfo(job)
-                for stage in info.stageIds if info else []:
-                    s = sc.statusTracker().getStageInfo(stage)
-                    done += s.numCompletedTasks if s else 0
-            bar.update(max(0, min(done, total) - bar.n))
-        bar.update(total - bar.n if "error" not in result else 0)
-    if "error" in result:
-        raise result["error"]
-    return result["rows"]
 
 
 def _summarise(files, tasks, results) -> dict[str, Any]:
@@ -153,7 +121,7 @@ def run_parse(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any]:
         rdd = sc.parallelize(tasks, len(tasks)).mapPartitions(fn)
         try:
             if progress:
-                results = _run_with_progress(sc, rdd, len(tasks), "parse")
+                results = run_with_progress(sc, rdd.collect, len(tasks), "parse")
             else:
                 results = rdd.collect()
         except Exception as e:

@@ -1,0 +1,304 @@
+"""The ``shards/`` contract: shard schema, shard writer, manifest reading and verification.
+
+A shard is an Arrow IPC *file* (uncompressed, so readers memory-map it) with one column
+``tokens`` of type ``fixed_size_list<uint16|uint32>[block_size + 1]``: row ``i`` gives the
+inputs ``tokens[:-1]`` and the next-token targets ``tokens[1:]`` of one training sequence.
+``manifest.json`` lists every shard with its counts and sha256 and is the only thing
+readers trust (never a directory listing). No Spark or Horovod here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from pipeline.fs import filesystem
+
+FORMAT = "spark-gpu-pipeline/shards"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TOKENIZER = "tokenizer.json"
+SPLITS = ("train", "val")
+EOT = "<|endoftext|>"
+ROWS_PER_BATCH = 1024  # fixed record-batch size: the same rows give the same bytes
+
+
+class ShardError(ValueError):
+    """A shards folder, manifest or shard is missing, malformed or does not match."""
+
+
+def dtype_for_vocab(vocab_size: int, requested: str = "auto") -> str:
+    """Token dtype name for a vocabulary: ``uint16`` when every id fits, else ``uint32``.
+
+    Raises:
+        ShardError: ``requested`` is ``uint16`` but the vocabulary has more than 65536 ids.
+    """
+    if requested == "auto":
+        return "uint16" if vocab_size <= 1 << 16 else "uint32"
+    limit = 1 << 16 if requested == "uint16" else 1 << 32
+    if vocab_size > limit:
+        raise ShardError(
+            f"a vocabulary of {vocab_size} tokens does not fit {requested} (at most {limit}); "
+            "set featurise.dtype=uint32 or auto"
+        )
+    return requested
+
+
+def shard_schema(block_size: int, dtype: str) -> pa.Schema:
+    """Arrow schema of a shard: ``tokens: fixed_size_list<dtype>[block_size + 1]``."""
+    return pa.schema([("tokens", pa.list_(pa.from_numpy_dtype(np.dtype(dtype)), block_size + 1))])
+
+
+def sha256_file(fs: pafs.FileSystem, path: str, chunk: int = 8 << 20) -> str:
+    """Hex sha256 of a file read in ``chunk``-byte pieces (memory bounded by ``chunk``)."""
+    h = hashlib.sha256()
+    with fs.open_input_stream(path, compression=None) as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ShardWriter:
+    """Write packed rows to one shard file, created on the first row.
+
+    Rows arrive as a ``(n, block_size + 1)`` numpy array of the shard dtype; they are
+    buffered and written in record batches of exactly :data:`ROWS_PER_BATCH` rows (the last
+    one shorter), so the same rows always give the same bytes.
+
+    Attributes:
+        sequences: rows written.
+        bytes: file size after :meth:`close` (0 if no row was written, and no file exists).
+        sha256: hex digest of the file after :meth:`close`.
+    """
+
+    def __init__(self, fs: pafs.FileSystem, path: str, block_size: int, dtype: str) -> None:
+        self.fs, self.path = fs, path
+        self.row_len = block_size + 1
+        self.dtype = np.dtype(dtype)
+        self.schema = shard_schema(block_size, dtype)
+        self.sequences = 0
+        self.bytes = 0
+        self.sha256 = ""
+        self._pending: list[np.ndarray] = []
+        self._pending_rows = 0
+        self._sink = None
+        self._writer = None
+
+    @property
+    def rows(self) -> int:
+        """Rows written or pending so far."""
+        return self.sequences + self._pending_rows
+
+    def write(self, rows: np.ndarray) -> None:
+        """Append rows of shape ``(n, block_size + 1)``."""
+        if rows.shape[0] == 0:
+            return
+        self._pending.append(rows.astype(self.dtype, copy=False))
+        self._pending_rows += rows.shape[0]
+        if self._pending_rows >= ROWS_PER_BATCH:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        if not self._pending:
+            return
+        rows = np.concatenate(self._pending)
+        n_full = len(rows) if final else len(rows) - len(rows) % ROWS_PER_BATCH
+        if self._writer is None:
+            self._sink = self.fs.open_output_stream(self.path, compression=None)
+            self._writer = pa.ipc.new_file(self._sink, self.schema)
+        for i in range(0, n_full, ROWS_PER_BATCH):
+            chunk = rows[i : min(i + ROWS_PER_BATCH, n_full)]
+            values = pa.array(chunk.reshape(-1), type=self.schema.field(0).type.value_type)
+            column = pa.FixedSizeListArray.from_arrays(values, self.row_len)
+            self._writer.write_batch(pa.record_batch([column], schema=self.schema))
+            self.sequences += len(chunk)
+        rest = rows[n_full:]
+        self._pending = [rest] if len(rest) else []
+        self._pending_rows = len(rest)
+
+    def close(self) -> None:
+        """Flush, close the file and compute its size and sha256."""
+        self._flush(final=True)
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._sink.close()
+        self._writer = self._sink = None
+        self.bytes = self.fs.get_file_info(self.path).size
+        self.sha256 = sha256_file(self.fs, self.path)
+
+
+@dataclass
+class ShardInfo:
+    """One shard as the manifest lists it (``path`` relative to the dataset folder)."""
+
+    path: str
+    sequences: int
+    tokens: int
+    bytes: int
+    sha256: str
+
+
+@dataclass
+class Manifest:
+    """A validated ``manifest.json`` of a shards folder.
+
+    Attributes:
+        root: URI or path of the dataset folder; shard paths are relative to it.
+        data: the manifest as read (every key, for reporting).
+        shards: per split, the shards in order.
+    """
+
+    root: str
+    data: dict[str, Any]
+    shards: dict[str, list[ShardInfo]] = field(default_factory=dict)
+    sha256: str = ""
+
+    @property
+    def block_size(self) -> int:
+        return int(self.data["block_size"])
+
+    @property
+    def dtype(self) -> str:
+        return str(self.data["dtype"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.data["vocab_size"])
+
+    @property
+    def eot_id(self) -> int:
+        return int(self.data["eot_id"])
+
+    def sequences(self, split: str) -> int:
+        """Rows in ``split`` (0 for a split without shards)."""
+        return sum(s.sequences for s in self.shards.get(split, []))
+
+    def uri(self, relative: str) -> str:
+        """URI of a file named in the manifest."""
+        return posixpath.join(self.root.rstrip("/"), relative)
+
+
+def _safe_relative(path: Any, where: str) -> str:
+    if not isinstance(path, str) or not path:
+        raise ShardError(f"{where}: shard path {path!r} is not a string")
+    norm = posixpath.normpath(path)
+    if path.startswith("/") or "://" in path or norm.startswith("..") or norm != path:
+        raise ShardError(
+            f"{where}: shard path {path!r} is not a plain relative path inside the dataset "
+            "folder; the manifest may have been tampered with"
+        )
+    return path
+
+
+def load_manifest(root: str) -> Manifest:
+    """Read and validate ``root/manifest.json`` (``root`` local path or URI).
+
+    Raises:
+        ShardError: no ``_SUCCESS`` or manifest (the featurise stage did not finish), an
+            unknown format or version, a missing key, or a shard path escaping ``root``.
+    """
+    fs, path = filesystem(root)
+    where = f"{root.rstrip('/')}/{MANIFEST}"
+    if fs.get_file_info(f"{path}/_SUCCESS").type != pafs.FileType.File:
+        raise ShardError(
+            f"{root} has no _SUCCESS: not a complete shards folder; run `pipeline featurise` "
+            "to (re)create it"
+        )
+    try:
+        with fs.open_input_stream(f"{path}/{MANIFEST}", compression=None) as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ShardError(f"{where} not found; run `pipeline featurise` first") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ShardError(
+            f"{where}: not JSON ({e.msg} at line {e.lineno}, column {e.colno})"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ShardError(f"{where}: not a shards manifest (format must be {FORMAT!r})")
+    if data.get("version") != FORMAT_VERSION:
+        raise ShardError(
+            f"{where}: manifest version {data.get('version')} is not supported (this code "
+            f"reads version {FORMAT_VERSION}); re-run featurise with this code version"
+        )
+    for key in ("block_size", "dtype", "vocab_size", "eot_id", "splits", "tokenizer"):
+        if key not in data:
+            raise ShardError(f"{where}: missing key {key!r}")
+    if data["dtype"] not in ("uint16", "uint32"):
+        raise ShardError(f"{where}: dtype {data['dtype']!r} is not uint16 or uint32")
+    manifest = Manifest(root=root, data=data, sha256=hashlib.sha256(raw).hexdigest())
+    for split, info in data["splits"].items():
+        shards = []
+        for i, s in enumerate(info.get("shards", [])):
+            try:
+                shards.append(
+                    ShardInfo(
+                        path=_safe_relative(s["path"], where),
+                        sequences=int(s["sequences"]),
+                        tokens=int(s["tokens"]),
+                        bytes=int(s["bytes"]),
+                        sha256=str(s["sha256"]),
+                    )
+                )
+            except (KeyError, TypeError) as e:
+                raise ShardError(f"{where}: splits.{split}.shards[{i}] malformed ({e})") from None
+        manifest.shards[split] = shards
+    _safe_relative(data["tokenizer"].get("path", ""), where)
+    return manifest
+
+
+def open_shard(manifest: Manifest, shard: ShardInfo) -> pa.Table:
+    """Open one shard memory-mapped (local files) or read it (other filesystems).
+
+    Returns a table with one ``tokens`` column; nothing is copied for local files.
+
+    Raises:
+        ShardError: the file is missing, its schema differs from the manifest's, or its
+            row count differs from the manifest's.
+    """
+    uri = manifest.uri(shard.path)
+    fs, path = filesystem(uri)
+    try:
+        if isinstance(fs, pafs.LocalFileSystem):
+            reader = pa.ipc.open_file(pa.memory_map(path, "r"))
+        else:
+            reader = pa.ipc.open_file(fs.open_input_file(path))
+        table = reader.read_all()
+    except (FileNotFoundError, pa.ArrowInvalid) as e:
+        raise ShardError(f"{uri}: cannot open shard ({e})") from None
+    expected = shard_schema(manifest.block_size, manifest.dtype)
+    if not table.schema.equals(expected):
+        raise ShardError(f"{uri}: schema {table.schema} differs from the manifest's {expected}")
+    if table.num_rows != shard.sequences:
+        raise ShardError(f"{uri}: {table.num_rows} rows but the manifest lists {shard.sequences}")
+    return table
+
+
+def verify_shard(manifest: Manifest, shard: ShardInfo) -> None:
+    """Check one shard's size and sha256 against the manifest.
+
+    Raises:
+        ShardError: missing file, or size or sha256 differing from the manifest.
+    """
+    uri = manifest.uri(shard.path)
+    fs, path = filesystem(uri)
+    info = fs.get_file_info(path)
+    if info.type != pafs.FileType.File:
+        raise ShardError(f"{uri}: listed in the manifest but missing")
+    if info.size != shard.bytes:
+        raise ShardError(f"{uri}: {info.size} bytes but the manifest lists {shard.bytes}")
+    digest = sha256_file(fs, path)
+    if digest != shard.sha256:
+        raise ShardError(
+            f"{uri}: sha256 {digest} differs from the manifest's {shard.sha256}; the shard "
+            "is corrupt or was replaced; re-run featurise"
+        )

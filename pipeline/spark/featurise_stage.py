@@ -1,0 +1,316 @@
+"""The featurise stage on Spark: ``pages/`` → tokenizer + packed Arrow token shards + manifest.
+
+Plan (all decisions are functions of the pages and the config, never of Spark's
+parallelism, so the output bytes are the same under ``local[1]``, ``local[2]`` or a
+cluster):
+
+1. Keep ``ok`` pages; give each a split and a bucket from ``sha256("<wiki>:<page_id>")``
+   (:func:`pipeline.shards.tokenize.key_fractions` is the Python reference).
+2. Train the byte-level BPE on the driver from a deterministic sample of training pages
+   (in ``(wiki, page_id)`` order, capped by ``featurise.tokenizer_sample_bytes``), or load
+   the given ``tokenizer.json``.
+3. Range-partition by ``(split, bucket)``, sort by ``(split, bucket, wiki, page_id)`` and
+   run :func:`pipeline.shards.pack.pack_partition` through ``mapInArrow``: each task
+   writes attempt-named shard files and returns small stats rows.
+4. The driver renames the files to ``<split>/part-NNNNN-of-MMMMM.arrow`` in
+   ``(bucket, piece)`` order, writes ``tokenizer.json`` and ``manifest.json``, then
+   ``_SUCCESS``, and renames the staging folder into place.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import time
+from typing import Any
+
+import pyarrow.fs as pafs
+
+import pipeline
+from pipeline import config as cfgmod
+from pipeline.fs import filesystem
+from pipeline.shards import format as fmt
+from pipeline.shards.pack import STATS_SCHEMA, PackSpec, pack_partition
+from pipeline.shards.tokenize import (
+    HEX_DIGITS,
+    check_tokenizer,
+    load_tokenizer,
+    sample_texts,
+    train_tokenizer,
+)
+from pipeline.spark.commit import StagedOutput
+from pipeline.spark.progress import run_with_progress
+from pipeline.spark.session import build_spark_session
+from pipeline.stage_config import PipelineConfig
+from pipeline.wiki.pages import read_pages_dir
+
+RATIO_SAMPLE_BYTES = 1 << 20  # text encoded on the driver to estimate tokens per byte
+ARROW_BATCH_ROWS = 256  # pages per Arrow batch handed to a task (bounds task memory)
+
+
+def _ddl(schema) -> str:
+    """Spark DDL of a flat Arrow schema of strings and integers."""
+    names = {"string": "string", "int64": "bigint", "int32": "int"}
+    return ", ".join(f"{f.name} {names[str(f.type)]}" for f in schema)
+
+
+def _partition(spec: PackSpec, batches):
+    """Spark wrapper of :func:`pipeline.shards.pack.pack_partition`."""
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    attempt = f"{ctx.taskAttemptId()}-{ctx.attemptNumber()}" if ctx else "0-0"
+    yield from pack_partition(batches, spec, attempt)
+
+
+def _keyed(df, val_fraction: float, forced: dict[str, str]):
+    """Add ``key``, ``split_frac``, ``bucket_hash``, ``sample_frac`` and ``split`` columns."""
+    from pyspark.sql import functions as F
+
+    key = F.concat_ws(":", F.col("wiki"), F.col("page_id").cast("string"))
+    digest = F.sha2(key, 256)
+
+    def part(i: int):
+        hexs = F.substring(digest, i * HEX_DIGITS + 1, HEX_DIGITS)
+        return F.conv(hexs, 16, 10).cast("long")
+
+    scale = float(16**HEX_DIGITS)
+    df = df.select(
+        "wiki", "page_id", "title", "text",
+        key.alias("key"),
+        (part(0).cast("double") / scale).alias("split_frac"),
+        part(1).alias("bucket_hash"),
+        (part(2).cast("double") / scale).alias("sample_frac"),
+    )  # fmt: skip
+    split = F.when(F.col("split_frac") < val_fraction, "val").otherwise("train")
+    for k, s in sorted(forced.items()):
+        split = F.when(F.col("key") == k, s).otherwise(split)
+    return df.withColumn("split", split)
+
+
+def _split_counts(df) -> dict[str, tuple[int, int]]:
+    """``{split: (pages, document bytes)}`` of a keyed frame."""
+    from pyspark.sql import functions as F
+
+    size = F.octet_length(F.col("text")) + F.coalesce(F.octet_length(F.col("title")), F.lit(0))
+    rows = df.groupBy("split").agg(F.count("*").alias("n"), F.sum(size + 2).alias("b")).collect()
+    return {r["split"]: (int(r["n"]), int(r["b"])) for r in rows}
+
+
+def _balance(df, counts, val_fraction: float) -> dict[str, str]:
+    """Pages whose split is forced: one validation page when there are >= 2 pages but none
+    hashed below ``val_fraction``, and one training page when none is left for training."""
+    n = sum(c[0] for c in counts.values())
+    forced: dict[str, str] = {}
+    if val_fraction > 0 and n >= 2 and "val" not in counts:
+        forced[df.orderBy("split_frac", "key").first()["key"]] = "val"
+    if "train" not in counts:
+        if n == 1:
+            forced[df.first()["key"]] = "train"
+        else:
+            forced[df.orderBy(df["split_frac"].desc(), "key").first()["key"]] = "train"
+    return forced
+
+
+def _check_paths(pages_uri: str, out: str) -> None:
+    a = filesystem(pages_uri)[1].rstrip("/") + "/"
+    b = filesystem(out)[1].rstrip("/") + "/"
+    if a.startswith(b) or b.startswith(a):
+        raise fmt.ShardError(
+            f"output {out} and input {pages_uri} overlap (one is inside the other); choose "
+            "another featurise.out"
+        )
+
+
+def _existing_inputs(out: str) -> str | None:
+    """The pages fingerprint of a committed output at ``out``, or None if there is none."""
+    fs, path = filesystem(out)
+    if fs.get_file_info(f"{path}/{fmt.MANIFEST}").type != pafs.FileType.File:
+        return None
+    try:
+        with fs.open_input_stream(f"{path}/{fmt.MANIFEST}", compression=None) as f:
+            return json.loads(f.read())["pages"]["stats_sha256"]
+    except (ValueError, KeyError, TypeError):
+        return "unreadable"
+
+
+def _read_tokenizer_file(uri: str) -> bytes:
+    fs, path = filesystem(uri)
+    try:
+        with fs.open_input_stream(path, compression=None) as f:
+            return f.read()
+    except FileNotFoundError:
+        raise fmt.ShardError(f"tokenizer {uri} not found") from None
+
+
+def run_featurise(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Featurise ``cfg.featurise.pages`` into ``cfg.featurise.out``; return the manifest.
+
+    Raises:
+        pipeline.wiki.pages.PagesError: the pages folder is incomplete or of another schema.
+        pipeline.shards.format.ShardError: no ``ok`` pages, a given tokenizer without
+            ``<|endoftext|>`` or too big for the dtype, overlapping input and output, or an
+            existing output made from other pages without ``featurise.overwrite``.
+        All before anything is published; a failure leaves the old output untouched.
+    """
+    started = time.perf_counter()
+    fc = cfg.featurise
+    pages_uri = cfg.stage_path(fc.pages, "pages")
+    out = cfg.stage_path(fc.out, "shards")
+    _check_paths(pages_uri, out)
+    stats, files = read_pages_dir(pages_uri)
+    stats_sha = hashlib.sha256(json.dumps(stats, sort_keys=True).encode()).hexdigest()
+    previous = _existing_inputs(out)
+    if previous is not None and previous != stats_sha and not fc.overwrite:
+        raise fmt.ShardError(
+            f"{out} holds shards made from other pages; pass --overwrite "
+            "(featurise.overwrite=true) to replace them, or choose another featurise.out"
+        )
+    given = None
+    if fc.tokenizer:
+        given = load_tokenizer(_read_tokenizer_file(fc.tokenizer), fc.tokenizer)
+        eot_id = check_tokenizer(given, fc.tokenizer)
+        fmt.dtype_for_vocab(given.get_vocab_size(with_added_tokens=True), fc.dtype)
+    if not files:
+        raise fmt.ShardError(f"{pages_uri} holds no ok pages (the table is empty)")
+
+    spark = build_spark_session(cfg.spark)
+    sc = spark.sparkContext
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
+    ok = spark.read.parquet(*files).where("status = 'ok' AND text IS NOT NULL")
+    keyed = _keyed(ok, fc.val_fraction, {})
+    counts = _split_counts(keyed)
+    if not counts:
+        status = stats.get("totals", {}).get("status", {})
+        raise fmt.ShardError(
+            f"{pages_uri} holds no ok pages (status counts: {status}); nothing to featurise. "
+            "Check parse.namespaces and the input dump"
+        )
+    forced = _balance(keyed, counts, fc.val_fraction)
+    if forced:
+        keyed = _keyed(ok, fc.val_fraction, forced)
+        counts = _split_counts(keyed)
+
+    # Tokenizer: trained on a deterministic sample of training pages, in (wiki, page_id)
+    # order, or the given one. The same sample's start estimates tokens per byte.
+    train_bytes = counts["train"][1]
+    rate = min(1.0, 1.1 * fc.tokenizer_sample_bytes / max(1, train_bytes))
+
+    def sample(cap: int):
+        rows = (
+            keyed.where(f"split = 'train' AND sample_frac < {rate!r}")
+            .orderBy("wiki", "page_id")
+            .select("title", "text")
+            .toLocalIterator()
+        )
+        return sample_texts(((r["title"], r["text"]) for r in rows), cap)
+
+    if given is None:
+        tok = train_tokenizer(sample(fc.tokenizer_sample_bytes), fc.vocab_size)
+        eot_id = check_tokenizer(tok, "trained tokenizer")
+    else:
+        tok = given
+    tok_json = tok.to_str()
+    vocab = tok.get_vocab_size(with_added_tokens=True)
+    dtype = fmt.dtype_for_vocab(vocab, fc.dtype)
+    probe = "".join(sample(RATIO_SAMPLE_BYTES))
+    tokens_per_byte = len(tok.encode(probe).ids) / max(1, len(probe.encode("utf-8")))
+
+    itemsize = 2 if dtype == "uint16" else 4
+    buckets = {
+        split: max(1, math.ceil(nbytes * tokens_per_byte * itemsize / fc.shard_bytes))
+        for split, (_, nbytes) in counts.items()
+    }
+    from pyspark.sql import functions as F
+
+    bucket = F.when(
+        F.col("split") == "train", F.pmod("bucket_hash", F.lit(buckets.get("train", 1)))
+    )
+    bucket = bucket.otherwise(F.pmod("bucket_hash", F.lit(buckets.get("val", 1))))
+    n_tasks = sum(buckets.values())
+    with StagedOutput(out) as stage:
+        tmp = f"{stage.uri}/_attempts"
+        stage.fs.create_dir(f"{stage.staging}/_attempts")
+        spec = PackSpec(tok_json, eot_id, fc.block_size, dtype, fc.shard_bytes, tmp)
+        frame = (
+            keyed.withColumn("bucket", bucket.cast("long"))
+            .repartitionByRange(n_tasks, "split", "bucket")
+            .sortWithinPartitions("split", "bucket", "wiki", "page_id")
+            .select("split", "bucket", "title", "text")
+            .mapInArrow(functools.partial(_partition, spec), _ddl(STATS_SCHEMA))
+        )
+        if progress:
+            results = run_with_progress(sc, frame.collect, n_tasks, "featurise")
+        else:
+            results = frame.collect()
+        manifest = _commit(stage, [r.asDict() for r in results], spec)
+        manifest.update(
+            vocab_size=vocab,
+            eot_id=eot_id,
+            tokenizer={
+                "path": fmt.TOKENIZER,
+                "sha256": hashlib.sha256(tok_json.encode("utf-8")).hexdigest(),
+                "trained": given is None,
+                "given": fc.tokenizer,
+                "sample_bytes": fc.tokenizer_sample_bytes if given is None else 0,
+                "tokens_per_byte": round(tokens_per_byte, 6),
+            },
+            pages={
+                "path": pages_uri,
+                "stats_sha256": stats_sha,
+                "ok_pages": sum(c[0] for c in counts.values()),
+                "status": stats.get("totals", {}).get("status", {}),
+                "forced_split": forced,
+            },
+            config={k: v for k, v in cfgmod.to_dict(fc).items() if k not in ("out", "overwrite")},
+            code_version=pipeline.__version__,
+        )
+        manifest["config"]["pages"] = pages_uri
+        stage.write_bytes(fmt.TOKENIZER, tok_json.encode("utf-8"))
+        stage.write_json(fmt.MANIFEST, manifest)
+    manifest["seconds"] = round(time.perf_counter() - started, 3)
+    return manifest
+
+
+def _commit(stage: StagedOutput, results: list[dict], spec: PackSpec) -> dict[str, Any]:
+    """Rename the tasks' files into place and return the manifest's shard part."""
+    row_len = spec.block_size + 1
+    splits: dict[str, Any] = {}
+    for split in fmt.SPLITS:
+        rows = sorted((r for r in results if r["split"] == split),
+                      key=lambda r: (r["bucket"], r["piece"]))  # fmt: skip
+        kept = [r for r in rows if r["file"]]
+        if kept:
+            stage.fs.create_dir(f"{stage.staging}/{split}")
+        shards = []
+        for i, r in enumerate(kept):
+            name = f"{split}/part-{i:05d}-of-{len(kept):05d}.arrow"
+            stage.fs.move(filesystem(r["file"])[1], f"{stage.staging}/{name}")
+            shards.append({"path": name, "sequences": r["sequences"],
+                           "tokens": r["sequences"] * row_len, "bytes": r["bytes"],
+                           "sha256": r["sha256"]})  # fmt: skip
+        splits[split] = {
+            "shards": shards,
+            "sequences": sum(s["sequences"] for s in shards),
+            "tokens": sum(s["tokens"] for s in shards),
+            "documents": sum(r["documents"] for r in rows),
+            "document_tokens": sum(r["document_tokens"] for r in rows),
+            "dropped_tokens": sum(r["dropped_tokens"] for r in rows),
+            "buckets": len({r["bucket"] for r in rows}),
+        }
+    stage.fs.delete_dir(f"{stage.staging}/_attempts")  # failed or speculative attempts
+    totals = {
+        k: sum(s[k] for s in splits.values())
+        for k in ("sequences", "tokens", "documents", "document_tokens", "dropped_tokens")
+    }
+    return {
+        "format": fmt.FORMAT,
+        "version": fmt.FORMAT_VERSION,
+        "block_size": spec.block_size,
+        "row_length": row_len,
+        "dtype": spec.dtype,
+        "splits": splits,
+        "totals": totals,
+    }
