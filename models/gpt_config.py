@@ -1,8 +1,8 @@
-"""Configuration of the decoder-only GPT model (the modules arrive with the train stage)."""
+"""Configuration of the decoder-only GPT model built by :mod:`models.gpt`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass
@@ -39,3 +39,35 @@ class GPTConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def head_dim(self) -> int:
+        """Width of one attention head, ``n_embd // n_head`` (Q in the FLOPs estimate)."""
+        return self.n_embd // self.n_head
+
+    def resolved(self, vocab_size: int | None = None) -> GPTConfig:
+        """Return a copy whose ``vocab_size`` is fixed, ready to build a model from.
+
+        ``vocab_size`` is the tokenizer's vocabulary (the manifest's ``vocab_size``). A
+        config with ``vocab_size`` 0 takes it; an explicit ``vocab_size`` is kept (it may be
+        padded above the tokenizer's, e.g. 50304 for 50257) but must hold every token id.
+
+        Raises:
+            ValueError: ``vocab_size`` is 0 in the config and none (or < 1) is given, or the
+                given vocabulary is larger than the config's explicit ``vocab_size``.
+        """
+        if vocab_size is not None and vocab_size < 1:
+            raise ValueError(f"vocabulary size must be >= 1, got {vocab_size}")
+        if self.vocab_size == 0:
+            if vocab_size is None:
+                raise ValueError(
+                    "model.vocab_size is 0 (take it from the manifest) but no vocabulary size "
+                    "was given; pass the shards' manifest vocab_size or set model.vocab_size"
+                )
+            return replace(self, vocab_size=vocab_size)
+        if vocab_size is not None and vocab_size > self.vocab_size:
+            raise ValueError(
+                f"vocabulary {vocab_size} larger than the model's {self.vocab_size}; "
+                f"set model.vocab_size >= {vocab_size} or 0 to take it from the manifest"
+            )
+        return self

@@ -188,6 +188,8 @@ HANDLERS: dict[str, Callable[[PipelineConfig | None, argparse.Namespace], int]] 
     name: _not_built(name) for name in _SUBCOMMANDS
 }
 HANDLERS["parse"] = _stage("parse")
+HANDLERS["featurise"] = _stage("featurise")
+HANDLERS["inspect"] = _stage("inspect")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,3 +39,44 @@ def parse(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
             f"(kept {d['complete_pages_before']} complete pages before it)"
         )
     return EXIT_OK
+
+
+def featurise(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
+    """``pipeline featurise``: ``pages/`` → shards; prints the per-split counts."""
+    from pipeline.shards.format import ShardError
+    from pipeline.spark.featurise_stage import run_featurise
+    from pipeline.wiki.pages import PagesError
+
+    try:
+        m = run_featurise(cfg)
+    except (ShardError, PagesError) as e:
+        print(f"pipeline featurise: error: {e}", file=sys.stderr)
+        print("pipeline featurise: nothing was published.", file=sys.stderr)
+        return EXIT_FAILED
+    out = cfg.stage_path(cfg.featurise.out, "shards")
+    parts = [
+        f"{split} {info['sequences']} sequences / {len(info['shards'])} shard(s)"
+        for split, info in m["splits"].items()
+    ]
+    print(
+        f"pipeline featurise: {m['pages']['ok_pages']} pages -> {m['totals']['tokens']} tokens "
+        f"(vocab {m['vocab_size']}, {m['dtype']}), {m['seconds']:.1f}s -> {out}\n  "
+        + ", ".join(parts)
+    )
+    return EXIT_OK
+
+
+def inspect(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
+    """``pipeline inspect DIR``: summary of a pages or shards folder."""
+    from pipeline import inspect as insp
+    from pipeline.shards.format import ShardError
+    from pipeline.wiki.pages import PagesError
+
+    try:
+        kind = insp.kind_of(ns.path)
+        text = insp.describe_shards(ns.path) if kind == "shards" else insp.describe_pages(ns.path)
+    except (ShardError, PagesError, ValueError) as e:
+        print(f"pipeline inspect: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(text)
+    return EXIT_OK

@@ -1,0 +1,90 @@
+"""``pipeline inspect``: a one-screen summary of a ``pages/`` or ``shards/`` folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.fs as pafs
+
+from pipeline.fs import filesystem
+from pipeline.shards import format as fmt
+from pipeline.wiki.pages import read_pages_dir
+
+
+def kind_of(uri: str) -> str:
+    """``"shards"`` if ``uri`` holds a ``manifest.json``, ``"pages"`` if a ``stats.json``.
+
+    Raises:
+        ValueError: neither (naming what was looked for).
+    """
+    fs, path = filesystem(uri)
+    if fs.get_file_info(f"{path}/{fmt.MANIFEST}").type == pafs.FileType.File:
+        return "shards"
+    if fs.get_file_info(f"{path}/stats.json").type == pafs.FileType.File:
+        return "pages"
+    raise ValueError(f"{uri} holds neither manifest.json (shards) nor stats.json (pages)")
+
+
+def describe_shards(uri: str, decode_chars: int = 400) -> str:
+    """Summary of a shards folder: per split sequences, tokens and shards; tokenizer,
+    vocabulary, dtype; and the first training row decoded back to text.
+
+    Raises:
+        pipeline.shards.format.ShardError: incomplete folder or malformed manifest.
+    """
+    from pipeline.shards.tokenize import load_tokenizer
+
+    m = fmt.load_manifest(uri)
+    d = m.data
+    tok_info = d["tokenizer"]
+    origin = "trained here" if tok_info.get("trained") else f"given: {tok_info.get('given')}"
+    lines = [
+        f"shards: {uri}  (format {d['format']} v{d['version']}, code {d.get('code_version')})",
+        f"  block_size {m.block_size} (rows of {m.block_size + 1} tokens), dtype {m.dtype}, "
+        f"vocab {m.vocab_size}, <|endoftext|> id {m.eot_id}",
+        f"  tokenizer {tok_info['path']} sha256 {tok_info['sha256'][:16]}… ({origin})",
+        f"  pages: {d['pages']['path']} ({d['pages']['ok_pages']} ok pages)",
+        f"  {'split':<6} {'shards':>6} {'sequences':>10} {'tokens':>12} {'documents':>9} "
+        f"{'dropped':>8} {'MiB':>8}",
+    ]
+    for split, info in d["splits"].items():
+        mib = sum(s.bytes for s in m.shards[split]) / 2**20
+        lines.append(
+            f"  {split:<6} {len(m.shards[split]):>6} {info['sequences']:>10} {info['tokens']:>12} "
+            f"{info['documents']:>9} {info['dropped_tokens']:>8} {mib:>8.2f}"
+        )
+    first = next((s for s in m.shards.get("train", []) if s.sequences), None)
+    if first is not None:
+        fs, path = filesystem(m.uri(tok_info["path"]))
+        with fs.open_input_stream(path, compression=None) as f:
+            tok = load_tokenizer(f.read(), m.uri(tok_info["path"]))
+        table = fmt.open_shard(m, first)
+        row = np.asarray(table.column("tokens").chunk(0).flatten()[: m.block_size + 1])
+        text = tok.decode(row.tolist(), skip_special_tokens=False)
+        lines.append(f"  first row of {first.path}, decoded ({len(row)} tokens):")
+        lines.append("    " + json.dumps(text[:decode_chars], ensure_ascii=False))
+    return "\n".join(lines)
+
+
+def describe_pages(uri: str) -> str:
+    """Summary of a pages folder from its ``stats.json``: counts per status, namespace and
+    input file, damaged inputs.
+
+    Raises:
+        pipeline.wiki.pages.PagesError: incomplete folder or foreign schema.
+    """
+    stats, files = read_pages_dir(uri)
+    t = stats["totals"]
+    lines = [
+        f"pages: {uri}  (code {stats.get('code_version')}; {len(files)} Parquet file(s), "
+        f"{stats['tasks']} task(s))",
+        f"  {t['pages']} pages, {t['uncompressed_bytes'] / 2**20:.1f} MiB of XML read",
+        "  status:     " + ", ".join(f"{k} {v}" for k, v in t["status"].items() if v),
+        "  namespaces: " + ", ".join(f"{k}: {v}" for k, v in t["namespaces"].items()),
+    ]
+    for d in stats["inputs"]:
+        lines.append(f"  {d['file']}: {d['pages']} pages in {d['tasks']} task(s)")
+    for d in stats["damaged"]:
+        lines.append(f"  DAMAGED {d['file']} at {d['position']}: {d['reason']}")
+    return "\n".join(lines)
