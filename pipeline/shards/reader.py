@@ -226,7 +226,7 @@ class ShardDataset:
             if lo == hi:
                 continue
             local = ordered[lo:hi] - self._starts[i]
-            self._shard(i).gather(local, self.block_size + 1, out, np.arange(lo, hi))
+            self._shard(i).gather(local, self.block_size + 1, out, order[lo:hi])
         return out
 
     def _tensors(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
