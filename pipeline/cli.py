@@ -17,17 +17,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import get_args
 
 import yaml
 
 import pipeline
 from pipeline import config as cfgmod
-from pipeline.stage_config import PipelineConfig, load_config
+from pipeline.stage_config import DumpKind, PipelineConfig, load_config
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # subcommand -> (help, the issue that builds it)
 _SUBCOMMANDS: dict[str, tuple[str, int]] = {
+    "download": ("fetch a dump + index from a Wikimedia mirror (resumable, sha1-checked)", 6),
     "parse": ("MediaWiki XML dumps -> pages/ Parquet table (Spark)", 3),
     "featurise": ("pages/ -> tokenizer + packed Arrow token shards + manifest (Spark)", 4),
     "train": ("Horovod data-parallel GPT training on the shards", 5),
@@ -65,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     ps = {
         name: sub.add_parser(name, help=h, description=h) for name, (h, _) in _SUBCOMMANDS.items()
     }
+
+    p = ps["download"]
+    p.add_argument("wiki", nargs="?", metavar="WIKI", help="wiki database name, e.g. enwiki")
+    p.add_argument("--date", metavar="YYYYMMDD|latest", help="dump date (default latest)")
+    p.add_argument("--kind", choices=list(get_args(DumpKind)), help="which dump (download.kind)")
+    p.add_argument("--out", metavar="DIR", help="download folder (download.out)")
+    p.add_argument("--mirror", metavar="URL", help="mirror base URL (download.mirror)")
 
     p = ps["parse"]
     p.add_argument(
@@ -112,7 +121,11 @@ def _flag_overrides(ns: argparse.Namespace) -> list[str]:
     """Translate stage flags into ``key=value`` overrides (flags beat positional ones)."""
     pairs: list[tuple[str, object]] = []
     cmd = ns.command
-    if cmd == "parse":
+    if cmd == "download":
+        pairs += [("download.wiki", ns.wiki), ("download.date", ns.date)]
+        pairs += [("download.kind", ns.kind), ("download.out", ns.out)]
+        pairs += [("download.mirror", ns.mirror)]
+    elif cmd == "parse":
         if ns.input:
             pairs.append(("parse.input", yaml.safe_dump(ns.input, default_flow_style=True)))
         pairs += [("parse.out", ns.out)]
@@ -187,9 +200,13 @@ def _stage(name: str) -> Callable[[PipelineConfig | None, argparse.Namespace], i
 HANDLERS: dict[str, Callable[[PipelineConfig | None, argparse.Namespace], int]] = {
     name: _not_built(name) for name in _SUBCOMMANDS
 }
+HANDLERS["download"] = _stage("download")
 HANDLERS["parse"] = _stage("parse")
 HANDLERS["featurise"] = _stage("featurise")
 HANDLERS["inspect"] = _stage("inspect")
+HANDLERS["run"] = _stage("run")
+HANDLERS["train"] = _stage("train")
+HANDLERS["generate"] = _stage("generate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

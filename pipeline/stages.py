@@ -62,6 +62,8 @@ def featurise(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
         f"pipeline featurise: {m['pages']['ok_pages']} pages -> {m['totals']['tokens']} tokens "
         f"(vocab {m['vocab_size']}, {m['dtype']}), {m['seconds']:.1f}s -> {out}\n  "
         + ", ".join(parts)
+        + "\n  phases: "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in m["phases"].items())
     )
     return EXIT_OK
 
@@ -79,4 +81,93 @@ def inspect(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
         print(f"pipeline inspect: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     print(text)
+    return EXIT_OK
+
+
+def train(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
+    """``pipeline train``: launch the ranks (or be one); print the run's summary."""
+    from pipeline.shards.format import ShardError
+    from pipeline.train.checkpoint import TrainError
+    from pipeline.train.launch import run_train
+    from pipeline.train.loop import run_dir
+
+    try:
+        summary = run_train(cfg)
+    except (TrainError, ShardError, ValueError) as e:
+        print(f"pipeline train: error: {e}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    if summary is None:  # a rank other than 0 under horovodrun: the launcher reports
+        return EXIT_OK
+
+    def num(v: float | None, fmt: str = ".4f") -> str:
+        return "-" if v is None else format(v, fmt)
+
+    tok_s, wait = summary["tokens_per_s"], summary["data_wait"]
+    print(
+        f"pipeline train: {summary['steps']} steps -> {run_dir(cfg)}\n"
+        f"  final loss {num(summary['loss'])}, val loss {num(summary['val_loss_start'])} -> "
+        f"{num(summary['val_loss_end'])} (perplexity {num(summary['val_ppl_end'], '.1f')})\n"
+        f"  {num(tok_s, ',.0f')} tokens/s, data wait {num(wait and wait * 100, '.1f')}% of "
+        "step time (medians)\n"
+        f"  model: {summary['model_dir'] or 'not exported (training did not reach max_steps)'}",
+        flush=True,
+    )
+    return EXIT_OK
+
+
+def generate(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
+    """``pipeline generate --model DIR --prompt TEXT``: print the prompt and its continuation."""
+    from pipeline.train.export import ExportError, generate_text
+
+    try:
+        text = generate_text(
+            ns.model,
+            ns.prompt,
+            max_new_tokens=ns.max_new_tokens,
+            temperature=ns.temperature,
+            top_k=ns.top_k if ns.top_k and ns.top_k > 0 else None,
+            seed=ns.seed,
+        )
+    except (ExportError, ValueError) as e:
+        print(f"pipeline generate: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(text)
+    return EXIT_OK
+
+
+def run(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
+    """``pipeline run``: every stage that is not up to date, then a sample and the report."""
+    from pipeline.run import RunError, run_pipeline
+
+    try:
+        result = run_pipeline(cfg, force=ns.force)
+    except RunError as e:
+        print(f"pipeline run: {e}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    ran = ", ".join(result["ran"]) or "nothing (every stage up to date)"
+    print(f"pipeline run: ran {ran}")
+    if result["sample"] is not None:
+        print("pipeline run: a generated sample:\n" + result["sample"].strip() + "\n")
+    if result["report"]:
+        print(f"pipeline run: report: {result['report']}")
+    return EXIT_OK
+
+
+def download(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
+    """``pipeline download WIKI``: fetch a dump and its index; print the local dump paths."""
+    from pipeline.download import DownloadError, download_dump
+
+    if not cfg.download.wiki:
+        print("pipeline download: name the wiki, e.g. pipeline download enwiki", file=sys.stderr)
+        return 2  # bad usage
+    out = cfg.stage_path(cfg.download.out, "dumps")
+    try:
+        paths = download_dump(cfg.download, out)
+    except DownloadError as e:
+        print(f"pipeline download: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    for p in paths:
+        print(p)
+    folder = paths[0].parent if paths else out
+    print(f"pipeline download: ready; parse with: pipeline parse --input {folder}", file=sys.stderr)
     return EXIT_OK

@@ -145,8 +145,13 @@ def _read_tokenizer_file(uri: str) -> bytes:
         raise fmt.ShardError(f"tokenizer {uri} not found") from None
 
 
-def run_featurise(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any]:
+def run_featurise(
+    cfg: PipelineConfig, *, progress: bool = True, fingerprint: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Featurise ``cfg.featurise.pages`` into ``cfg.featurise.out``; return the manifest.
+
+    ``fingerprint``, when given, is written as ``fingerprint.json`` into the output before
+    it is published (see :mod:`pipeline.run`).
 
     Raises:
         pipeline.wiki.pages.PagesError: the pages folder is incomplete or of another schema.
@@ -156,6 +161,11 @@ def run_featurise(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, An
         All before anything is published; a failure leaves the old output untouched.
     """
     started = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        phases[name] = round(time.perf_counter() - started - sum(phases.values()), 3)
+
     fc = cfg.featurise
     pages_uri = cfg.stage_path(fc.pages, "pages")
     out = cfg.stage_path(fc.out, "shards")
@@ -178,6 +188,7 @@ def run_featurise(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, An
 
     spark = build_spark_session(cfg.spark)
     sc = spark.sparkContext
+    lap("session")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
     ok = spark.read.parquet(*files).where("status = 'ok' AND text IS NOT NULL")
     keyed = _keyed(ok, fc.val_fraction, {})
@@ -192,6 +203,7 @@ def run_featurise(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, An
     if forced:
         keyed = _keyed(ok, fc.val_fraction, forced)
         counts = _split_counts(keyed)
+    lap("split")
 
     # Tokenizer: trained on a deterministic sample of training pages, in (wiki, page_id)
     # order, or the given one. The same sample's start estimates tokens per byte.
@@ -215,8 +227,10 @@ def run_featurise(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, An
     tok_json = tok.to_str()
     vocab = tok.get_vocab_size(with_added_tokens=True)
     dtype = fmt.dtype_for_vocab(vocab, fc.dtype)
+    lap("tokenizer")
     probe = "".join(sample(RATIO_SAMPLE_BYTES))
     tokens_per_byte = len(tok.encode(probe).ids) / max(1, len(probe.encode("utf-8")))
+    lap("estimate")
 
     itemsize = 2 if dtype == "uint16" else 4
     buckets = {
@@ -245,6 +259,7 @@ def run_featurise(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, An
             results = run_with_progress(sc, frame.collect, n_tasks, "featurise")
         else:
             results = frame.collect()
+        lap("tokenise_pack_write")
         manifest = _commit(stage, [r.asDict() for r in results], spec)
         manifest.update(
             vocab_size=vocab,
@@ -270,7 +285,11 @@ def run_featurise(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, An
         manifest["config"]["pages"] = pages_uri
         stage.write_bytes(fmt.TOKENIZER, tok_json.encode("utf-8"))
         stage.write_json(fmt.MANIFEST, manifest)
+        if fingerprint is not None:
+            stage.write_json("fingerprint.json", fingerprint)
+    lap("commit")
     manifest["seconds"] = round(time.perf_counter() - started, 3)
+    manifest["phases"] = phases  # returned, not written: the manifest's bytes stay stable
     return manifest
 
 

@@ -90,10 +90,14 @@ def _summarise(files, tasks, results) -> dict[str, Any]:
     }
 
 
-def run_parse(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any]:
+def run_parse(
+    cfg: PipelineConfig, *, progress: bool = True, fingerprint: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Parse ``cfg.parse.input`` into ``cfg.parse.out`` (default ``<work_dir>/pages``).
 
-    Returns the stats written to ``stats.json``.
+    Returns the stats written to ``stats.json``. ``fingerprint``, when given, is written
+    as ``fingerprint.json`` into the output before it is published (see
+    :mod:`pipeline.run`).
 
     Raises:
         DumpError: missing input, unreadable or mismatched index, a 7z dump, or damaged
@@ -146,6 +150,8 @@ def run_parse(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any]:
             config=cfgmod.to_dict(cfg),
         )
         stage.write_json("stats.json", stats)
+        if fingerprint is not None:
+            stage.write_json("fingerprint.json", fingerprint)
         stage.write_bytes(
             "config.yaml", yaml.safe_dump(cfgmod.to_dict(cfg), sort_keys=False).encode()
         )

@@ -1,0 +1,192 @@
+"""Featurise benchmark: tokens/s of the Spark stage (local[1], local[2]) vs raw ``tokenizers``.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/featurise.py --pages PAGES_DIR [--work DIR]
+
+``PAGES_DIR`` is a committed pages folder, e.g. the output of the parse benchmark
+(``benchmarks/parse.py`` keeps it with ``--keep``) or of ``pipeline parse``. In one run it:
+
+1. trains the tokenizer once (``pipeline featurise`` with ``local[2]``; its time is shown);
+2. runs the stage with that tokenizer given, with ``spark.master=local[1]`` and
+   ``local[2]``, each in a fresh process (JVM start included in "wall s", excluded in
+   "stage s", the time the stage reports);
+3. encodes the same documents with ``Tokenizer.encode_batch`` in this one process, with
+   the default Rayon thread pool and with ``RAYON_NUM_THREADS=1``;
+4. runs ``local[1]`` on half of the pages to show whether peak memory grows with pages.
+
+Peak RSS is the largest sum of RSS over the process tree (JVM + Python workers), sampled
+every 0.2 s. It prints a markdown table; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE = [sys.executable, "-m", "pipeline.cli"]
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Run ``cmd``; return ``(wall seconds, peak tree RSS bytes, stdout)``."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=ROOT)  # fmt: skip
+    ps = psutil.Process(proc.pid)
+    peak = [0]
+
+    def sample() -> None:
+        while proc.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                peak[0] = max(peak[0], _tree_rss(ps))
+            time.sleep(0.2)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    out, err = proc.communicate()
+    t.join()
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err[-3000:]}")
+    return wall, peak[0], out
+
+
+def featurise(pages: Path, out: Path, master: str, *extra: str) -> dict:
+    cmd = [*PIPELINE, "featurise", "conf/local.yaml", "--pages", str(pages), "--out", str(out),
+           f"spark.master={master}", "spark.ui_enabled=false", "featurise.overwrite=true",
+           *extra]  # fmt: skip
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
+    wall, peak, stdout = run_measured(cmd, env)
+    manifest = json.loads((out / "manifest.json").read_text())
+    phases = {k: float(v) for k, v in re.findall(r"(\w+) ([\d.]+)s", stdout.split("phases:")[1])}
+    stage = sum(phases.values()) - phases["session"]
+    return {"wall": wall, "stage": stage, "pack": phases["tokenise_pack_write"], "peak": peak,
+            "tokens": manifest["totals"]["document_tokens"],
+            "documents": manifest["totals"]["documents"]}  # fmt: skip
+
+
+def documents(pages: Path) -> list[str]:
+    """The ``title\\n\\ntext`` documents of the ok pages, as the stage builds them."""
+    from pipeline.shards.tokenize import document
+    from pipeline.wiki.pages import read_pages_dir
+
+    _, files = read_pages_dir(str(pages))
+    docs = []
+    for f in files:
+        t = pq.read_table(f, columns=["title", "text", "status"])
+        for r in t.to_pylist():
+            if r["status"] == "ok" and r["text"]:
+                docs.append(document(r["title"], r["text"]))
+    return docs
+
+
+def raw_encode(tokenizer: Path, docs: list[str], threads: int | None) -> tuple[float, int]:
+    """Seconds and tokens of ``encode_batch`` over ``docs`` in a fresh process."""
+    code = (
+        "import json,sys,time\nfrom tokenizers import Tokenizer\n"
+        f"tok=Tokenizer.from_file({str(tokenizer)!r})\n"
+        "docs=json.load(sys.stdin)\nt=time.perf_counter();n=0\n"
+        "for i in range(0,len(docs),256):\n"
+        "    encs=tok.encode_batch(docs[i:i+256],add_special_tokens=False)\n"
+        "    n+=sum(len(e.ids)+1 for e in encs)\n"
+        "print(time.perf_counter()-t,n)\n"
+    )
+    env = dict(os.environ)
+    if threads:
+        env["RAYON_NUM_THREADS"] = str(threads)
+    proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(docs), text=True,
+                          capture_output=True, env=env, check=True)  # fmt: skip
+    seconds, tokens = proc.stdout.split()
+    return float(seconds), int(tokens)
+
+
+def half_pages(pages: Path, out: Path) -> Path:
+    """A committed pages folder holding every other ok page of ``pages``."""
+    from pipeline.wiki.pages import read_pages_dir
+
+    stats, files = read_pages_dir(str(pages))
+    out.mkdir(parents=True, exist_ok=True)
+    table = pq.read_table(files)
+    pq.write_table(table.take(list(range(0, table.num_rows, 2))), out / "part-00000.parquet")
+    (out / "stats.json").write_text(json.dumps({**stats, "files": ["part-00000.parquet"]}))
+    (out / "_SUCCESS").write_text("")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pages", type=Path, required=True, help="committed pages folder")
+    ap.add_argument("--work", type=Path, default=Path("work/bench-featurise"))
+    args = ap.parse_args(argv)
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+
+    trained = featurise(args.pages, work / "trained", "local[2]")
+    tok = work / "tokenizer.json"
+    tok.write_bytes((work / "trained" / "tokenizer.json").read_bytes())
+    given = f"featurise.tokenizer={tok}"
+    rows.append(("stage local[2], tokenizer training included", trained))
+    for master in ("local[1]", "local[2]"):
+        rows.append((f"stage {master}", featurise(args.pages, work / master, master, given)))
+    half = half_pages(args.pages, work / "half-pages")
+    rows.append(("stage local[1], half the pages", featurise(half, work / "half", "local[1]",
+                                                             given)))  # fmt: skip
+
+    docs = documents(args.pages)
+    raw = {t: raw_encode(tok, docs, t) for t in (None, 1)}
+
+    cores = psutil.cpu_count(logical=True)
+    print(f"\nfeaturise benchmark: {len(docs)} documents from {args.pages}; {cores} cores; "
+          "wall includes JVM start\n")  # fmt: skip
+    print("| run | documents | tokens | wall s | stage s | tokens/s (stage) "
+          "| tokenise+pack+write s | tokens/s (that phase) | peak RSS MiB |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in rows:
+        rate, peak = r["tokens"] / r["stage"], r["peak"] / 2**20
+        print(f"| {name} | {r['documents']} | {r['tokens']} | {r['wall']:.1f} | "
+              f"{r['stage']:.1f} | {rate:,.0f} | {r['pack']:.1f} | "
+              f"{r['tokens'] / r['pack']:,.0f} | {peak:,.0f} |")  # fmt: skip
+    for threads, (sec, tokens) in raw.items():
+        label = f"encode_batch, one process, RAYON_NUM_THREADS={threads or 'default'}"
+        print(f"| {label} | {len(docs)} | {tokens} | - | {sec:.1f} | {tokens / sec:,.0f} "
+              "| - | - | - |")  # fmt: skip
+    one = dict(rows)["stage local[1]"]
+    two = dict(rows)["stage local[2]"]
+    raw_default = raw[None][1] / raw[None][0]
+    ratio = (one["tokens"] / one["stage"]) / raw_default
+    print(
+        f"\nlocal[1] stage / raw encode_batch (default threads): {ratio:.2f}x "
+        f"(target >= 0.5x: {'pass' if ratio >= 0.5 else 'FAIL'})"
+    )
+    print(f"local[2] / local[1] stage tokens/s: {one['stage'] / two['stage']:.2f}x")
+    half_peak = dict(rows)["stage local[1], half the pages"]["peak"]
+    print(
+        f"peak RSS local[1]: half the pages {half_peak / 2**20:,.0f} MiB, all "
+        f"{one['peak'] / 2**20:,.0f} MiB"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

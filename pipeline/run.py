@@ -1,0 +1,358 @@
+"""``pipeline run``: parse → featurise → train → report, incremental and safe to schedule.
+
+Each stage's output carries ``fingerprint.json``: the sha256 of its inputs (file names,
+sizes and content or index checksums, or the previous stage's fingerprint), its resolved
+config section and the hash of the code that makes it. A re-run skips a stage whose
+output is complete (``_SUCCESS``, or for training an exported model at ``max_steps``) with
+the same fingerprint, and re-runs from the first stage that changed; ``--force STAGE``
+re-runs from that stage. Training resumes from its last checkpoint. A lock file in the
+work dir keeps two runs off the same work dir; a lock left by a dead process is cleared.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pipeline
+from pipeline import config as cfgmod
+from pipeline.stage_config import PipelineConfig
+
+STAGES = ("parse", "featurise", "train")
+LOCK = ".pipeline.lock"
+FINGERPRINT = "fingerprint.json"
+PKG = Path(__file__).resolve().parent
+# Code that decides each stage's output bytes (paths relative to the repository root).
+_CODE = {
+    "parse": ["pipeline/wiki", "pipeline/spark/parse_stage.py", "pipeline/spark/commit.py"],
+    "featurise": ["pipeline/shards/format.py", "pipeline/shards/tokenize.py",
+                  "pipeline/shards/pack.py", "pipeline/spark/featurise_stage.py"],
+    "train": ["pipeline/train", "pipeline/shards/reader.py", "models"],
+}  # fmt: skip
+# Config keys that do not change a stage's output (where and how it runs).
+_NOT_OUTPUT = {
+    "parse": {"out"},
+    "featurise": {"out", "pages", "overwrite"},
+    "train": {"data", "run", "launcher", "np", "hosts", "network_interface", "compile"},
+}
+
+
+class RunError(RuntimeError):
+    """A stage of ``pipeline run`` failed, or the work dir is locked by a live run."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(f"stage {stage} failed: {message}")
+        self.stage = stage
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def code_hash(stage: str) -> str:
+    """sha256 over the source files (path and bytes) that make ``stage``'s output."""
+    root = PKG.parent
+    h = hashlib.sha256(pipeline.__version__.encode())
+    for rel in _CODE[stage]:
+        p = root / rel
+        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
+        for f in files:
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+class _HashCache:
+    """Content sha256 of local files, cached by ``(path, size, mtime_ns)`` in the work dir."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.data = {}
+
+    def sha256(self, file: str, size: int, mtime_ns: int) -> str:
+        key = f"{file}\0{size}\0{mtime_ns}"
+        if key not in self.data:
+            h = hashlib.sha256()
+            with open(file, "rb") as f:
+                while block := f.read(8 << 20):
+                    h.update(block)
+            self.data[key] = h.hexdigest()
+        return self.data[key]
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+
+def input_files(cfg: PipelineConfig, cache: _HashCache) -> list[dict[str, Any]]:
+    """Name, size and checksum of every dump file (and multistream index) of the parse input.
+
+    Local files are hashed in full (cached by size and mtime); remote URIs (``hdfs://``,
+    ``s3a://``) are identified by name, size and modification time only.
+    """
+    import pyarrow.fs as pafs
+
+    from pipeline.fs import filesystem
+    from pipeline.wiki import sources
+
+    out = []
+    for uri, _size in sources.expand_inputs(cfg.parse.input):
+        names = [uri]
+        index = sources.index_for(uri)
+        if index:
+            names.append(index)
+        for name in names:
+            fs, path = filesystem(name)
+            info = fs.get_file_info(path)
+            entry = {"file": os.path.basename(path), "size": info.size}
+            if isinstance(fs, pafs.LocalFileSystem):
+                entry["sha256"] = cache.sha256(path, info.size, info.mtime_ns or 0)
+            else:
+                entry["mtime_ns"] = info.mtime_ns
+            out.append(entry)
+    return out
+
+
+def _section(cfg: PipelineConfig, stage: str) -> dict[str, Any]:
+    sec = cfgmod.to_dict(getattr(cfg, stage))
+    return {k: v for k, v in sec.items() if k not in _NOT_OUTPUT[stage]}
+
+
+def fingerprints(cfg: PipelineConfig, cache: _HashCache) -> dict[str, dict[str, Any]]:
+    """The fingerprint record of each stage; each chains the previous one's sha256."""
+    records: dict[str, dict[str, Any]] = {}
+    upstream: Any = {"inputs": input_files(cfg, cache)}
+    for stage in STAGES:
+        rec: dict[str, Any] = {"stage": stage, "upstream": upstream}
+        rec.update(config=_section(cfg, stage), code=code_hash(stage))
+        if stage == "train":
+            rec["model"] = cfgmod.to_dict(cfg.model)
+        rec["sha256"] = _sha256(json.dumps(rec, sort_keys=True).encode())
+        records[stage] = rec
+        upstream = rec["sha256"]
+    return records
+
+
+def stage_dirs(cfg: PipelineConfig) -> dict[str, Path]:
+    """Output folder of each stage under the resolved config."""
+    from pipeline.train.loop import run_dir
+
+    return {
+        "parse": Path(cfg.stage_path(cfg.parse.out, "pages")),
+        "featurise": Path(cfg.stage_path(cfg.featurise.out, "shards")),
+        "train": Path(run_dir(cfg)),
+    }
+
+
+def recorded(folder: Path) -> str | None:
+    """The fingerprint sha256 a stage output records, or None if it has none."""
+    try:
+        return json.loads((folder / FINGERPRINT).read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def is_complete(stage: str, folder: Path, cfg: PipelineConfig) -> bool:
+    """Whether a stage output is complete: ``_SUCCESS``, or an export at ``max_steps``."""
+    if stage != "train":
+        return (folder / "_SUCCESS").is_file()
+    try:
+        return (
+            json.loads((folder / "model" / "config.json").read_text()).get("step")
+            == cfg.train.max_steps
+        )
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class RunLock:
+    """An exclusive ``flock`` on ``<work_dir>/.pipeline.lock`` for the life of the run.
+
+    The kernel drops the lock when its process dies, so a lock file left by a dead run is
+    stale by construction; it is reported and taken over.
+    """
+
+    path: Path
+    fd: int = -1
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(self.fd, 4096).decode(errors="replace").strip() or "unknown"
+            os.close(self.fd)
+            raise RunError(
+                "lock", f"another pipeline run holds {self.path} ({holder}); wait for it or "
+                "stop it"
+            ) from None  # fmt: skip
+        previous = os.read(self.fd, 4096).decode(errors="replace").strip()
+        if previous:
+            print(f"pipeline run: cleared a stale lock left by a dead run ({previous})")
+        os.ftruncate(self.fd, 0)
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        os.pwrite(self.fd, json.dumps(info).encode(), 0)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        os.ftruncate(self.fd, 0)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.path.unlink(missing_ok=True)
+
+
+def plan(cfg: PipelineConfig, fps: dict[str, dict], force: str | None) -> list[str]:
+    """The stages to run: from ``force`` or the first stage that is incomplete or changed."""
+    dirs = stage_dirs(cfg)
+    for i, stage in enumerate(STAGES):
+        if stage == force:
+            return list(STAGES[i:])
+        if (
+            not is_complete(stage, dirs[stage], cfg)
+            or recorded(dirs[stage]) != fps[stage]["sha256"]
+        ):
+            return list(STAGES[i:])
+    return []
+
+
+def _write_fingerprint(folder: Path, rec: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{FINGERPRINT}.tmp"
+    tmp.write_text(json.dumps(rec, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, folder / FINGERPRINT)
+
+
+def _prepare_train(folder: Path, rec: dict[str, Any]) -> None:
+    """Keep a run folder made for the same fingerprint (it resumes); move another aside."""
+    old = recorded(folder)
+    if folder.exists() and old is not None and old != rec["sha256"]:
+        aside = folder.with_name(f"{folder.name}.superseded-{old[:12]}")
+        shutil.rmtree(aside, ignore_errors=True)
+        folder.rename(aside)
+        print(f"pipeline run: train inputs changed; moved the old run to {aside}")
+    _write_fingerprint(folder, rec)
+
+
+def _timings(work: Path) -> dict[str, Any]:
+    try:
+        return json.loads((work / "timings.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def run_pipeline(
+    cfg: PipelineConfig, *, force: str | None = None, sample_tokens: int = 80
+) -> dict[str, Any]:
+    """Run the stages that are not up to date, then print a sample and write the report.
+
+    Returns ``{"ran": [...], "skipped": [...], "dirs": {...}, "sample": str | None,
+    "report": path | None}``.
+
+    Raises:
+        RunError: no dump given, the work dir is locked by a live run, or a stage failed
+            (``.stage`` names it; outputs of earlier stages stay committed).
+    """
+    from dataclasses import replace
+
+    if not cfg.parse.input:
+        raise RunError("parse", "no dump given; pass --dump FILE or set parse.input")
+    work = Path(cfg.work_dir)
+    dirs = stage_dirs(cfg)
+    result: dict[str, Any] = {
+        "ran": [],
+        "skipped": [],
+        "dirs": {k: str(v) for k, v in dirs.items()},
+    }
+    with RunLock(work / LOCK):
+        cache = _HashCache(work / ".hashes.json")
+        try:
+            fps = fingerprints(cfg, cache)
+        except (OSError, ValueError) as e:
+            raise RunError("parse", str(e)) from e
+        cache.save()
+        todo = plan(cfg, fps, force)
+        timings = _timings(work)
+        for stage in STAGES:
+            if stage not in todo:
+                print(f"pipeline run: {stage}: up to date ({dirs[stage]}, fingerprint "
+                      f"{fps[stage]['sha256'][:12]})", flush=True)  # fmt: skip
+                result["skipped"].append(stage)
+                continue
+            print(f"pipeline run: {stage}: running -> {dirs[stage]}", flush=True)
+            started = time.perf_counter()
+            timings[stage] = {"seconds": None, **_run_stage(stage, cfg, fps[stage], dirs, replace)}
+            timings[stage]["seconds"] = round(time.perf_counter() - started, 3)
+            result["ran"].append(stage)
+            tmp = work / "timings.json.tmp"
+            tmp.write_text(json.dumps(timings, indent=2, sort_keys=True))
+            os.replace(tmp, work / "timings.json")
+        result["sample"] = _sample(dirs["train"], cfg, sample_tokens)
+        result["report"] = _report(dirs["train"])
+    return result
+
+
+def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path], replace):
+    """Run one stage; return its throughput counts for the report."""
+    from pipeline.shards.format import ShardError
+    from pipeline.train.checkpoint import TrainError
+    from pipeline.wiki.pages import PagesError
+    from pipeline.wiki.xmlpages import DumpError
+
+    try:
+        if stage == "parse":
+            from pipeline.spark.parse_stage import run_parse
+
+            stats = run_parse(cfg, fingerprint=rec)
+            return {"pages": stats["totals"]["pages"],
+                    "uncompressed_bytes": stats["totals"]["uncompressed_bytes"]}  # fmt: skip
+        if stage == "featurise":
+            from pipeline.spark.featurise_stage import run_featurise
+
+            fcfg = replace(cfg, featurise=replace(cfg.featurise, pages=str(dirs["parse"]),
+                                                  overwrite=True))  # fmt: skip
+            m = run_featurise(fcfg, fingerprint=rec)
+            return {"tokens": m["totals"]["document_tokens"], "pages": m["pages"]["ok_pages"]}
+        from pipeline.train.launch import run_train
+
+        _prepare_train(dirs["train"], rec)
+        tcfg = replace(cfg, train=replace(cfg.train, data=str(dirs["featurise"])))
+        summary = run_train(tcfg) or {}
+        if not is_complete("train", dirs["train"], cfg):
+            raise TrainError("training ended without exporting the model at max_steps")
+        return {"steps": summary.get("steps"), "tokens_per_s": summary.get("tokens_per_s")}
+    except (DumpError, PagesError, ShardError, TrainError, ValueError, OSError) as e:
+        raise RunError(stage, str(e)) from e
+
+
+def _sample(run: Path, cfg: PipelineConfig, tokens: int) -> str | None:
+    from pipeline.train.export import ExportError, generate_text
+
+    try:
+        return generate_text(str(run / "model"), "", max_new_tokens=tokens, temperature=0.8,
+                             top_k=200, seed=cfg.train.seed)  # fmt: skip
+    except (ExportError, ValueError) as e:
+        print(f"pipeline run: no sample: {e}", file=sys.stderr)
+        return None
+
+
+def _report(run: Path) -> str | None:
+    try:
+        from pipeline.report import write_report
+    except ImportError:  # the report arrives with its own module
+        return None
+    return str(write_report(run))
