@@ -205,6 +205,7 @@ HANDLERS["parse"] = _stage("parse")
 HANDLERS["featurise"] = _stage("featurise")
 HANDLERS["inspect"] = _stage("inspect")
 HANDLERS["run"] = _stage("run")
+HANDLERS["report"] = _stage("report")
 HANDLERS["train"] = _stage("train")
 HANDLERS["generate"] = _stage("generate")
 

@@ -171,3 +171,17 @@ def download(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
     folder = paths[0].parent if paths else out
     print(f"pipeline download: ready; parse with: pipeline parse --input {folder}", file=sys.stderr)
     return EXIT_OK
+
+
+def report(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
+    """``pipeline report RUN_DIR``: write report.html and PNGs, print the text summary."""
+    from pipeline.report import gather, summary_text, write_report
+
+    try:
+        path = write_report(ns.path)
+    except FileNotFoundError as e:
+        print(f"pipeline report: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(summary_text(gather(ns.path)))
+    print(f"report: {path}")
+    return EXIT_OK
