@@ -237,14 +237,16 @@ def _write_fingerprint(folder: Path, rec: dict[str, Any]) -> None:
     os.replace(tmp, folder / FINGERPRINT)
 
 
-def _prepare_train(folder: Path, rec: dict[str, Any]) -> None:
-    """Keep a run folder made for the same fingerprint (it resumes); move another aside."""
+def _prepare_train(folder: Path, rec: dict[str, Any], fresh: bool) -> None:
+    """Keep a run folder made for the same fingerprint (training resumes from its last
+    checkpoint); move a run of other inputs, or any run when ``fresh``, aside."""
     old = recorded(folder)
-    if folder.exists() and old is not None and old != rec["sha256"]:
-        aside = folder.with_name(f"{folder.name}.superseded-{old[:12]}")
+    if folder.exists() and (fresh or (old is not None and old != rec["sha256"])):
+        aside = folder.with_name(f"{folder.name}.superseded-{(old or 'unknown')[:12]}")
         shutil.rmtree(aside, ignore_errors=True)
         folder.rename(aside)
-        print(f"pipeline run: train inputs changed; moved the old run to {aside}")
+        why = "forced" if fresh else "train inputs changed"
+        print(f"pipeline run: {why}; moved the old run to {aside}")
     _write_fingerprint(folder, rec)
 
 
@@ -295,7 +297,9 @@ def run_pipeline(
                 continue
             print(f"pipeline run: {stage}: running -> {dirs[stage]}", flush=True)
             started = time.perf_counter()
-            timings[stage] = {"seconds": None, **_run_stage(stage, cfg, fps[stage], dirs, replace)}
+            fresh = force is not None
+            counts = _run_stage(stage, cfg, fps[stage], dirs, replace, fresh)
+            timings[stage] = {"seconds": None, **counts}
             timings[stage]["seconds"] = round(time.perf_counter() - started, 3)
             result["ran"].append(stage)
             tmp = work / "timings.json.tmp"
@@ -306,7 +310,8 @@ def run_pipeline(
     return result
 
 
-def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path], replace):
+def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path], replace,
+               fresh: bool):  # fmt: skip
     """Run one stage; return its throughput counts for the report."""
     from pipeline.shards.format import ShardError
     from pipeline.train.checkpoint import TrainError
@@ -329,7 +334,7 @@ def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path]
             return {"tokens": m["totals"]["document_tokens"], "pages": m["pages"]["ok_pages"]}
         from pipeline.train.launch import run_train
 
-        _prepare_train(dirs["train"], rec)
+        _prepare_train(dirs["train"], rec, fresh)
         tcfg = replace(cfg, train=replace(cfg.train, data=str(dirs["featurise"])))
         summary = run_train(tcfg) or {}
         if not is_complete("train", dirs["train"], cfg):

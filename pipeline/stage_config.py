@@ -60,6 +60,58 @@ class SparkConfig:
             raise ValueError(f"shuffle_partitions must be >= 1, got {self.shuffle_partitions}")
 
 
+DumpKind = Literal["pages-articles-multistream", "pages-articles", "pages-meta-current",
+                   "pages-meta-history"]  # fmt: skip
+_WIKI = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass
+class DownloadConfig:
+    """Download stage: a dump and its index from a Wikimedia-style mirror, sha1-checked."""
+
+    wiki: str | None = None
+    """Wiki database name, e.g. ``enwiki``, ``simplewiki``, ``elwikivoyage`` (the
+    positional argument of ``pipeline download``)."""
+    date: str = "latest"
+    """Dump date ``YYYYMMDD``, or ``latest`` for the newest dump whose files of ``kind`` are
+    complete (read from the mirror's ``latest/…-rss.xml`` feed)."""
+    kind: DumpKind = "pages-articles-multistream"
+    """Which dump: ``pages-articles-multistream`` (with its index; parse splits it by
+    streams), ``pages-articles``, ``pages-meta-current`` or ``pages-meta-history`` (bz2)."""
+    mirror: str = "https://dumps.wikimedia.org"
+    """Base URL of the mirror, laid out as ``<mirror>/<wiki>/<date>/<wiki>-<date>-<file>``
+    with ``dumpstatus.json`` and ``<wiki>-<date>-sha1sums.txt`` beside the files."""
+    out: str | None = None
+    """Folder for the files; null means ``<work_dir>/dumps``. They land in
+    ``<out>/<wiki>/<date>/`` under their published names."""
+    retries: int = 5
+    """Retries of a failed request in a row (a dropped connection resumes from the bytes
+    already written; an attempt that made progress resets the count)."""
+    backoff_s: float = 2.0
+    """Seconds before the first retry; doubled at each further retry, capped at 60."""
+    timeout_s: float = 60.0
+    """Seconds without any data on a connection before it counts as dropped."""
+
+    def __post_init__(self) -> None:
+        if self.wiki is not None and not _WIKI.match(self.wiki):
+            raise ValueError(
+                f"wiki {self.wiki!r} is not a wiki database name like enwiki or elwikivoyage; "
+                "give the wiki first: pipeline download WIKI [CONFIG.yaml]"
+            )
+        if self.date != "latest" and not re.fullmatch(r"\d{8}", self.date):
+            raise ValueError(f"date {self.date!r} is neither YYYYMMDD nor 'latest'")
+        if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", self.mirror):
+            raise ValueError(
+                f"mirror {self.mirror!r} is not an http(s) URL like https://dumps.wikimedia.org"
+            )
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, got {self.retries}")
+        if self.backoff_s < 0:
+            raise ValueError(f"backoff_s must be >= 0, got {self.backoff_s}")
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+
+
 @dataclass
 class ParseConfig:
     """Parse stage: MediaWiki XML dumps to the ``pages/`` Parquet table."""
@@ -219,6 +271,8 @@ class PipelineConfig:
     """Spark session settings, shared by every Spark-using subcommand."""
     parse: ParseConfig = field(default_factory=ParseConfig)
     """Parse stage settings."""
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    """Download stage settings (``pipeline download``)."""
     featurise: FeaturiseConfig = field(default_factory=FeaturiseConfig)
     """Featurise stage settings."""
     model: GPTConfig = field(default_factory=GPTConfig)

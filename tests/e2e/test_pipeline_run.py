@@ -1,0 +1,135 @@
+"""``pipeline run`` end to end on the real English sample: incremental re-runs, --force,
+the lock, a failing stage named in the exit, and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.run import LOCK, RunError, RunLock
+
+ROOT = Path(__file__).resolve().parents[2]
+EN = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+TINY = ["train.max_steps=6", "train.eval_every=3", "train.checkpoint_every=3",
+        "train.eval_batches=2", "featurise.vocab_size=2000", "spark.ui_enabled=false"]  # fmt: skip
+
+
+def pipeline_run(work: Path, dump: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", "conf/local.yaml", "--dump", str(dump),
+           "--work-dir", str(work), *TINY, *extra]  # fmt: skip
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+                          check=False)  # fmt: skip
+
+
+def stage_lines(out: str) -> dict[str, str]:
+    lines = {}
+    for line in out.splitlines():
+        for stage in ("parse", "featurise", "train"):
+            if line.startswith(f"pipeline run: {stage}: "):
+                lines[stage] = line.split(": ", 2)[2]
+    return lines
+
+
+@pytest.fixture(scope="module")
+def first_run(wiki_data: Path, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    work = tmp_path_factory.mktemp("run") / "work"
+    return work, pipeline_run(work, wiki_data / EN)
+
+
+def test_first_run_makes_every_stage_a_sample_and_a_report(first_run) -> None:
+    work, proc = first_run
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert {k: v.split(" ")[0] for k, v in stage_lines(proc.stdout).items()} == {
+        "parse": "running", "featurise": "running", "train": "running"}  # fmt: skip
+    assert "a generated sample:" in proc.stdout
+    sample = proc.stdout.split("a generated sample:\n")[1].split("\npipeline run: report")[0]
+    assert sample.strip()  # a 6-step model may stop early at <|endoftext|>
+    report = work / "runs" / "gpt" / "report" / "report.html"
+    assert f"report: {report}" in proc.stdout
+    html = report.read_text()
+    assert html.count("data:image/png;base64,") == 4  # pages, tokens, loss, throughput
+    assert "a53f4648dec40467ebdcbc7a1307eddb51fe6e28e9309f6ebde81ba0d04bea2d" in html  # dump
+    for stage_dir in ("pages", "shards", "runs/gpt"):
+        fp = json.loads((work / stage_dir / "fingerprint.json").read_text())
+        assert len(fp["sha256"]) == 64 and fp["code"]
+    model = json.loads((work / "runs/gpt/model/config.json").read_text())
+    assert model["step"] == 6
+    assert not (work / LOCK).exists()
+
+
+def test_second_run_is_up_to_date_and_a_config_change_reruns_from_its_stage(
+    first_run, wiki_data: Path
+) -> None:
+    work, first = first_run
+    assert first.returncode == 0
+    again = pipeline_run(work, wiki_data / EN)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert all(v.startswith("up to date") for v in stage_lines(again.stdout).values())
+    assert "ran nothing (every stage up to date)" in again.stdout
+    changed = pipeline_run(work, wiki_data / EN, "featurise.block_size=128", "model.block_size=128")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    lines = stage_lines(changed.stdout)
+    assert lines["parse"].startswith("up to date")
+    assert lines["featurise"].startswith("running") and lines["train"].startswith("running")
+    assert "moved the old run to" in changed.stdout
+    assert json.loads((work / "shards/manifest.json").read_text())["block_size"] == 128
+
+
+def test_force_reruns_from_the_named_stage(first_run, wiki_data: Path) -> None:
+    work, _ = first_run
+    proc = pipeline_run(work, wiki_data / EN, "featurise.block_size=128", "model.block_size=128",
+                        "--force", "train")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = stage_lines(proc.stdout)
+    assert lines["parse"].startswith("up to date") and lines["featurise"].startswith("up to")
+    assert lines["train"].startswith("running")
+
+
+def test_a_failing_stage_is_named_and_exits_non_zero(wiki_data: Path, tmp_path: Path) -> None:
+    bad = wiki_data / "edge-cases"
+    truncated = next(p for p in bad.iterdir() if "TRUNCATED" in p.name)
+    proc = pipeline_run(tmp_path / "work", truncated)
+    assert proc.returncode == 1
+    assert "pipeline run: stage parse failed:" in proc.stderr
+    assert truncated.name in proc.stderr
+    assert not (tmp_path / "work" / "pages").exists()
+
+
+def test_no_dump_is_a_clear_error(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", "--work-dir", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and "no dump given" in proc.stderr
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from pipeline.run import RunLock
+with RunLock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_lock_refuses_a_live_run_and_clears_a_dead_ones(tmp_path: Path, capsys) -> None:
+    lock = tmp_path / LOCK
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock), "60"], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunError, match=f"another pipeline run holds .*pid.*{holder.pid}"):
+            RunLock(lock).__enter__()
+    finally:
+        holder.kill()  # SIGKILL: the lock file stays behind, its flock goes with the process
+        holder.wait()
+    assert json.loads(lock.read_text())["pid"] == holder.pid
+    with RunLock(lock):
+        assert f'"pid": {os.getpid()}' in lock.read_text()
+    assert "cleared a stale lock" in capsys.readouterr().out
+    assert not lock.exists()
