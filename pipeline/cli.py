@@ -110,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ps["inspect"].add_argument("path", metavar="DIR", help="a pages/ or shards/ folder")
     ps["report"].add_argument("path", metavar="RUN_DIR", help="a runs/NAME folder")
-    ps["bench"].add_argument("name", choices=["parse", "featurise", "train"])
+    p = ps["bench"]
+    p.add_argument("name", nargs="?", default="all", choices=["all", "parse", "featurise", "train"])
+    p.add_argument("--out", metavar="DIR", default="work/bench", help="bench.json/bench.md folder")
+    p.add_argument("--quick", action="store_true", help="small inputs: a smoke run")
 
     for name, p in ps.items():
         _common(p, takes_config=name not in ("generate", "inspect", "report"))
@@ -206,6 +209,7 @@ HANDLERS["featurise"] = _stage("featurise")
 HANDLERS["inspect"] = _stage("inspect")
 HANDLERS["run"] = _stage("run")
 HANDLERS["report"] = _stage("report")
+HANDLERS["bench"] = _stage("bench")
 HANDLERS["train"] = _stage("train")
 HANDLERS["generate"] = _stage("generate")
 

@@ -185,3 +185,18 @@ def report(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
     print(summary_text(gather(ns.path)))
     print(f"report: {path}")
     return EXIT_OK
+
+
+def bench(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
+    """``pipeline bench [NAME]``: run the benchmarks; write bench.json and bench.md."""
+    from pathlib import Path
+
+    from pipeline.bench import run_bench
+
+    result = run_bench(ns.name, Path(ns.out), quick=ns.quick)
+    failed = [k for k, b in result["benchmarks"].items() if b["returncode"]]
+    print(f"pipeline bench: wrote {Path(ns.out) / 'bench.json'} and bench.md")
+    if failed:
+        print(f"pipeline bench: failed: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK

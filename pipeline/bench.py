@@ -1,0 +1,197 @@
+"""``pipeline bench``: the parse, featurise and train benchmarks in one go.
+
+Runs ``benchmarks/parse.py`` (which keeps the pages of its input), then
+``benchmarks/featurise.py`` on those pages, then ``benchmarks/train.py`` on the shards it
+made, each in its own process, and writes ``bench.json`` (machine, commands, exit codes,
+seconds, every markdown table as rows, the full output) and ``bench.md`` (the machine
+description and the tables). When CUDA is present it also trains a ladder of model sizes
+on CPU and on the GPU (:func:`cpu_gpu_crossover`) and reports the smallest size at which
+the GPU is faster and the share of GPU step time spent copying batches to the device.
+Benchmarks print and record; they never assert timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+# (n_layer, n_head, n_embd) of the CPU-vs-GPU ladder, smallest first
+LADDER = ((2, 2, 64), (4, 4, 128), (6, 6, 256), (8, 8, 512), (12, 12, 768))
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, memory, OS, Python, torch/pyspark versions and the GPU if any."""
+    import psutil
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    out = {
+        "cpu": cpu,
+        "cores": psutil.cpu_count(logical=True),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    try:
+        import pyspark
+
+        out["pyspark"] = pyspark.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def markdown_tables(text: str) -> list[list[dict[str, str]]]:
+    """Every markdown table in ``text`` as a list of ``{header: cell}`` rows."""
+    tables, block = [], []
+    for line in [*text.splitlines(), ""]:
+        if line.strip().startswith("|"):
+            block.append([c.strip() for c in line.strip().strip("|").split("|")])
+            continue
+        if len(block) >= 2:
+            header, rows = block[0], [r for r in block[2:] if len(r) == len(block[0])]
+            tables.append([dict(zip(header, r, strict=True)) for r in rows])
+        block = []
+    return tables
+
+
+def _run(name: str, cmd: list[str]) -> dict[str, Any]:
+    print(f"pipeline bench: {name}: {' '.join(cmd)}", flush=True)
+    started = time.perf_counter()
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    print(proc.stdout, flush=True)
+    if proc.returncode:
+        print(proc.stderr[-3000:], file=sys.stderr, flush=True)
+    return {"command": cmd, "returncode": proc.returncode,
+            "seconds": round(time.perf_counter() - started, 1), "output": proc.stdout,
+            "tables": markdown_tables(proc.stdout)}  # fmt: skip
+
+
+def cpu_gpu_crossover(shards: str, steps: int = 10, batch: int = 8) -> dict[str, Any]:
+    """Train each :data:`LADDER` size for ``steps`` steps on CPU and on CUDA; find where the
+    GPU wins and what share of GPU step time the host-to-device batch copy takes.
+
+    Batches come from the shards through :class:`pipeline.shards.reader.ShardDataset`
+    (int64 tensors in pinned memory, copied with ``non_blocking=True``); tokens/s is the
+    median over steps after one warm-up step. bf16 autocast on CUDA, fp32 on CPU.
+
+    Raises:
+        RuntimeError: CUDA is not available.
+    """
+    import torch
+
+    from models.gpt import build_model
+    from models.gpt_config import GPTConfig
+    from pipeline.shards.reader import ShardDataset
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("cpu_gpu_crossover needs CUDA")
+    rows = []
+    for n_layer, n_head, n_embd in LADDER:
+        ds = ShardDataset(shards, global_batch=batch, seed=0)
+        cfg = GPTConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                        block_size=min(256, ds.block_size))  # fmt: skip
+        ds = ShardDataset(shards, global_batch=batch, seed=0, block_size=cfg.block_size)
+        row: dict[str, Any] = {"n_layer": n_layer, "n_head": n_head, "n_embd": n_embd}
+        for device in ("cpu", "cuda"):
+            torch.manual_seed(0)
+            model = build_model(cfg, ds.manifest.vocab_size).to(device)
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            times, copies = [], []
+            for _ in range(steps + 1):
+                x, y = ds.next_batch()
+                t0 = time.perf_counter()
+                if device == "cuda":
+                    x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(
+                        device, non_blocking=True)  # fmt: skip
+                    torch.cuda.synchronize()
+                t1 = time.perf_counter()
+                with torch.autocast("cuda", torch.bfloat16, enabled=device == "cuda"):
+                    _, loss = model(x, y)
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+                copies.append(t1 - t0)
+            times, copies = times[1:], copies[1:]
+            med = sorted(times)[len(times) // 2]
+            row[f"{device}_tokens_per_s"] = round(batch * cfg.block_size / med)
+            if device == "cuda":
+                row["copy_share"] = round(sum(copies) / sum(times), 4)
+            row["params"] = model.num_params()
+            del model, opt
+        rows.append(row)
+    wins = [r for r in rows if r["cuda_tokens_per_s"] > r["cpu_tokens_per_s"]]
+    return {"rows": rows, "gpu_wins_from": wins[0] if wins else None}
+
+
+def run_bench(which: str, out: Path, quick: bool = False) -> dict[str, Any]:
+    """Run the benchmarks (``parse``, ``featurise``, ``train`` or ``all``) into ``out``.
+
+    Later benchmarks use the earlier ones' outputs (pages, then shards), so ``featurise``
+    alone needs ``out/pages`` and ``train`` alone needs ``out/featurise/local[2]``.
+    Returns the ``bench.json`` content.
+    """
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    py = sys.executable
+    pages, shards = out / "pages", out / "featurise" / "local[2]"
+    result: dict[str, Any] = {"machine": machine(), "benchmarks": {}}
+    if which in ("parse", "all"):
+        cmd = [py, "benchmarks/parse.py", "--keep-pages", str(pages)]
+        result["benchmarks"]["parse"] = _run("parse", cmd + (["--quick"] if quick else []))
+    if which in ("featurise", "all"):
+        cmd = [py, "benchmarks/featurise.py", "--pages", str(pages), "--work",
+               str(out / "featurise")]  # fmt: skip
+        result["benchmarks"]["featurise"] = _run("featurise", cmd)
+    if which in ("train", "all"):
+        cmd = [py, "benchmarks/train.py", "--data", str(shards)]
+        result["benchmarks"]["train"] = _run("train", cmd + (["--steps", "10"] if quick else []))
+        import torch
+
+        if torch.cuda.is_available():
+            result["cpu_gpu"] = cpu_gpu_crossover(str(shards))
+    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "bench.md").write_text(render(result))
+    return result
+
+
+def render(result: dict[str, Any]) -> str:
+    """``bench.md``: the machine, then each benchmark's printed tables and summary lines."""
+    m = result["machine"]
+    lines = ["# pipeline bench", "", f"- CPU: {m['cpu']}, {m['cores']} cores, "
+             f"{m['memory_gib']} GiB", f"- GPU: {m['gpu'] or 'none'}",
+             f"- {m['os']}, Python {m['python']}, torch {m['torch']}, "
+             f"pyspark {m.get('pyspark')}", ""]  # fmt: skip
+    for name, b in result["benchmarks"].items():
+        lines += [f"## {name}", "", f"`{' '.join(b['command'])}` — exit {b['returncode']}, "
+                  f"{b['seconds']} s", "", b["output"].strip(), ""]  # fmt: skip
+    if "cpu_gpu" in result:
+        header = "| layers | heads | width | params | CPU tokens/s | GPU tokens/s | copy share |"
+        lines += ["## CPU vs GPU", "", header, "|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in result["cpu_gpu"]["rows"]:
+            lines.append(f"| {r['n_layer']} | {r['n_head']} | {r['n_embd']} | {r['params']:,} "
+                         f"| {r['cpu_tokens_per_s']:,} | {r['cuda_tokens_per_s']:,} | "
+                         f"{r['copy_share']:.1%} |")  # fmt: skip
+        w = result["cpu_gpu"]["gpu_wins_from"]
+        lines += ["", f"GPU faster from: {w['n_embd'] if w else 'never'} wide"]
+    return "\n".join(lines) + "\n"
