@@ -35,10 +35,10 @@ def test_bad_override_fails_naming_the_key() -> None:
     assert "unknown config key 'train.nope'" in proc.stderr
 
 
-def test_subcommand_not_built_yet_says_so_and_exits_2() -> None:
-    proc = run(str(PIPELINE), "report", "runs/x")
-    assert proc.returncode == 2
-    assert "not built yet" in proc.stderr
+def test_report_of_a_missing_run_fails_clearly() -> None:
+    proc = run(str(PIPELINE), "report", "runs/no-such-run")
+    assert proc.returncode == 1
+    assert "runs/no-such-run is not a run folder" in proc.stderr
 
 
 def test_jobs_are_runnable_scripts() -> None:

@@ -11,7 +11,17 @@ import pipeline
 from pipeline.cli import EXIT_OK, EXIT_USAGE, main
 
 ROOT = Path(__file__).resolve().parents[2]
-SUBCOMMANDS = ["parse", "featurise", "train", "run", "generate", "inspect", "report", "bench"]
+SUBCOMMANDS = [
+    "download",
+    "parse",
+    "featurise",
+    "train",
+    "run",
+    "generate",
+    "inspect",
+    "report",
+    "bench",
+]
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
