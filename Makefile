@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DUMP ?= ../shared/data/wiki/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit test-spark test-dist lint format clean
+.PHONY: setup run test test-unit test-spark test-dist test-cluster package lint format clean
 
 setup:
 	@bash scripts/setup.sh
@@ -25,6 +25,14 @@ test-spark: setup
 test-dist: setup
 	$(PY) -m pytest tests/dist $(PYTEST_ARGS)
 
+test-cluster: setup
+	$(PY) -m pytest tests/cluster $(PYTEST_ARGS)
+
+# env.tar.gz: the project + ETL dependencies (no torch) for Spark executors, packed with
+# venv-pack; prints the spark-submit --archives command. See README "Running on a cluster".
+package: setup
+	@bash scripts/package.sh
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -34,4 +42,4 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) work .pytest_cache .ruff_cache
+	rm -rf $(VENV) work .pytest_cache .ruff_cache build/etl env.tar.gz

@@ -28,8 +28,8 @@ def under_spark_submit() -> bool:
 def session_settings(cfg: SparkConfig, *, submitted: bool = False) -> dict[str, str]:
     """Return the Spark properties :func:`build_spark_session` sets, as strings.
 
-    Under spark-submit (``submitted``) the master, driver memory and driver address come
-    from spark-submit's own flags and are left out here.
+    Under spark-submit (``submitted``) the master, driver memory, driver address and the
+    executors' Python come from spark-submit's own flags and are left out here.
     """
     settings: dict[str, str] = {
         "spark.app.name": cfg.app_name,
@@ -39,12 +39,14 @@ def session_settings(cfg: SparkConfig, *, submitted: bool = False) -> dict[str, 
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         # The pages contract stores UTC timestamps.
         "spark.sql.session.timeZone": "UTC",
-        # Executors run the same interpreter as the driver (the project's venv).
-        "spark.pyspark.python": os.environ.get("PYSPARK_PYTHON", sys.executable),
     }
     if cfg.shuffle_partitions is not None:
         settings["spark.sql.shuffle.partitions"] = str(cfg.shuffle_partitions)
     if not submitted:
+        # Executors run the same interpreter as the driver (the project's venv). Under
+        # spark-submit the executors' Python is spark-submit's (PYSPARK_PYTHON or
+        # --conf spark.pyspark.python, e.g. ./environment/bin/python from --archives).
+        settings["spark.pyspark.python"] = os.environ.get("PYSPARK_PYTHON", sys.executable)
         settings["spark.master"] = cfg.master
         settings["spark.driver.memory"] = cfg.driver_memory
     settings.update(cfg.conf)

@@ -1,0 +1,59 @@
+"""``pipeline train --launcher spark``: Horovod ranks on the loopback cluster's executors.
+
+``horovod.spark.run`` starts one rank per Spark task (2 ranks on the worker's 2 cores,
+Gloo over ``lo``); the shards are read through a ``file://`` URI (``pyarrow.fs``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from safetensors.numpy import load_file
+
+from pipeline.shards import format as fmt
+from tests.cluster.submit import failure, run_watched
+
+TINY = (
+    "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
+    "train.max_steps=4", "train.global_batch=4", "train.micro_batch=2",
+    "train.checkpoint_every=2", "train.eval_every=2", "train.eval_batches=2",
+    "spark.ui_enabled=false", "spark.log_level=ERROR",
+)  # fmt: skip
+
+
+def test_pipeline_train_runs_horovod_on_the_cluster_executors(
+    cluster, cluster_shards: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    data = f"file://{cluster_shards}"
+    argv = [
+        str(Path(sys.executable).parent / "pipeline"), "train",
+        "--launcher", "spark", "--master", cluster.master_url, "-np", "2",
+        "--data", data, "--run", str(run_dir), *TINY,
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
+    # Horovod's driver-side services (in this command's process) bind to loopback; the
+    # executors' task services get the same from the worker's environment.
+    env["HOROVOD_BIND_ADDRESS"] = "127.0.0.1"
+    run = run_watched(argv, env, cluster, timeout=540)
+    assert run.proc.returncode == 0, failure(run.proc)
+    assert "pipeline train: 4 steps" in run.proc.stdout, run.proc.stdout
+    assert not run.beyond_loopback(), run.beyond_loopback()
+
+    # The ranks ran inside the worker's executor, which logged rank 0's start-up line.
+    stderr = (cluster.base_dir / "work").glob("app-*/*/stderr")
+    logs = [p.read_text(errors="replace") for p in stderr]
+    assert any("pipeline train: 2 rank(s)" in text for text in logs)
+
+    ckpt = run_dir / "checkpoints" / "step-0000004"
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["step"] == 4 and state["world_size"] == 2
+    assert state["manifest_sha256"] == fmt.load_manifest(data).sha256
+    weights = load_file(str(ckpt / "model.safetensors"))
+    assert weights and all(v.size for v in weights.values())
+    assert any(v.shape[-1] == 32 for v in weights.values())  # n_embd 32
+    assert (run_dir / "checkpoints" / "step-0000002" / "state.json").is_file()
+    assert (run_dir / "model" / "model.safetensors").is_file()
