@@ -14,9 +14,10 @@ For single-host runs both bind Horovod's driver/rendezvous services to 127.0.0.1
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,92 @@ def shutdown() -> None:
     import horovod.torch as hvd
 
     hvd.shutdown()  # Horovod: leave the job.
+
+
+def allgather_object(obj: Any, name: str | None = None) -> list[Any]:
+    """Return every rank's ``obj`` as a list ordered by rank (cloudpickled by Horovod)."""
+    import horovod.torch as hvd
+
+    return hvd.allgather_object(obj, name=name)  # Horovod: gather from all ranks.
+
+
+def in_horovodrun() -> bool:
+    """True inside a rank started by ``horovodrun`` (which exports ``HOROVOD_RANK``), so a
+    launcher run there must train in-process instead of starting horovodrun again."""
+    return "HOROVOD_RANK" in os.environ  # Horovod: set by horovodrun for each rank.
+
+
+def collective_errors() -> tuple[type[BaseException], ...]:
+    """Exception types a collective raises when another rank has gone (died or failed)."""
+    from horovod.common.exceptions import HorovodInternalError
+
+    return (HorovodInternalError,)  # Horovod: raised once the job has been shut down.
+
+
+# ---------------------------------------------------------------------------------------
+# training: parameter/optimizer broadcast and the gradient-averaging optimizer
+# ---------------------------------------------------------------------------------------
+
+
+def broadcast_parameters(named_tensors: Iterable[tuple[str, Any]], root_rank: int = 0) -> None:
+    """Overwrite, in place, every rank's tensors with rank ``root_rank``'s.
+
+    Args:
+        named_tensors: ``(name, tensor)`` pairs in the same order on every rank, e.g.
+            ``model.named_parameters()`` (each shared tensor once) plus buffers.
+    """
+    import horovod.torch as hvd
+
+    hvd.broadcast_parameters(list(named_tensors), root_rank=root_rank)  # Horovod: broadcast.
+
+
+def broadcast_optimizer_state(optimizer: Any, root_rank: int = 0) -> None:
+    """Overwrite every rank's optimizer state (moments, step counts, hyper-parameters) with
+    rank ``root_rank``'s.
+
+    A rank whose optimizer has no state yet initialises it with one zero-gradient step of
+    the wrapped optimizer, which moves its parameters (weight decay); broadcast the
+    parameters *after* this call. Call it only when rank ``root_rank`` has state (a resume):
+    on a fresh run every rank's state is already empty and equal.
+    """
+    import horovod.torch as hvd
+
+    hvd.broadcast_optimizer_state(optimizer, root_rank=root_rank)  # Horovod: broadcast.
+
+
+def distributed_optimizer(
+    optimizer: Any, named_parameters: Iterable[tuple[str, Any]], backward_passes_per_step: int
+) -> Any:
+    """Wrap ``optimizer`` so that gradients are averaged over all ranks before each step.
+
+    Gradients of ``backward_passes_per_step`` backward passes accumulate locally (summed);
+    the allreduce (average over ranks) starts in the hooks of the last pass. Scale each
+    pass's loss by ``1 / backward_passes_per_step`` to get the mean over the global batch.
+    The wrapper is a new optimizer built from ``optimizer.param_groups``: load state into
+    the returned object, not the one passed in. With world size 1 no hooks are installed
+    and stepping costs what the plain optimizer costs.
+    """
+    import horovod.torch as hvd
+
+    return hvd.DistributedOptimizer(  # Horovod: allreduce-averaged gradients.
+        optimizer,
+        named_parameters=list(named_parameters),
+        backward_passes_per_step=backward_passes_per_step,
+        op=hvd.Average,
+    )
+
+
+def synchronize(optimizer: Any) -> None:
+    """Wait until the gradient allreduce of ``optimizer`` (a :func:`distributed_optimizer`)
+    is done, so gradients can be inspected or clipped before :func:`skip_synchronize`."""
+    optimizer.synchronize()  # Horovod: finish the outstanding gradient allreduces.
+
+
+@contextlib.contextmanager
+def skip_synchronize(optimizer: Any) -> Iterator[None]:
+    """Context in which ``optimizer.step()`` uses the gradients already synchronised."""
+    with optimizer.skip_synchronize():  # Horovod: step without a second synchronize.
+        yield
 
 
 def selfcheck() -> dict[str, Any]:

@@ -31,7 +31,9 @@ def lr_at(step: int, *, lr: float, min_lr: float, warmup_steps: int, max_steps: 
     if step < 1:
         raise ValueError(f"step must be >= 1 (the first update is step 1), got {step}")
     if max_steps < 1 or warmup_steps < 0:
-        raise ValueError(f"need max_steps >= 1 and warmup_steps >= 0, got {max_steps}, {warmup_steps}")
+        raise ValueError(
+            f"need max_steps >= 1 and warmup_steps >= 0, got {max_steps}, {warmup_steps}"
+        )
     if not 0 <= min_lr <= lr:
         raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={min_lr} lr={lr}")
     if step <= warmup_steps:

@@ -1,0 +1,174 @@
+"""The exported model (``RUN/model/``) and text generation from it.
+
+``RUN/model/`` holds ``model.safetensors`` (the weights, the tied embedding once),
+``config.json`` (the resolved :class:`~models.gpt_config.GPTConfig` plus ``eot_id``) and
+``tokenizer.json`` (copied from the shards). It is written to a temporary folder beside it
+and renamed into place. ``pipeline generate --model RUN/model`` reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.gpt import GPT
+from models.gpt_config import GPTConfig
+from pipeline.fs import filesystem
+from pipeline.shards.format import TOKENIZER, Manifest
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT = "spark-gpu-pipeline/model"
+
+
+class ExportError(ValueError):
+    """An exported model folder is missing a file or does not load."""
+
+
+def export_model(
+    model: GPT,
+    manifest: Manifest,
+    out_dir: str | os.PathLike[str],
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``out_dir/`` = weights + config + tokenizer, replacing an older export.
+
+    Args:
+        model: the trained (plain, not compiled) model.
+        manifest: the shards' manifest; its ``tokenizer.json`` is copied and its end-of-text
+            id recorded.
+        out_dir: the export folder, usually ``RUN/model``.
+        extra: more keys for ``config.json`` (e.g. the step trained to).
+
+    Returns:
+        ``out_dir`` as a Path.
+    """
+    from safetensors.torch import save_model
+
+    out = Path(out_dir)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        save_model(model, str(tmp / MODEL_FILE))
+        config = {
+            "format": FORMAT,
+            "model": dataclasses.asdict(model.config),
+            "eot_id": manifest.eot_id,
+            "manifest_sha256": manifest.sha256,
+            **(extra or {}),
+        }
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+        fs, src = filesystem(manifest.uri(manifest.data["tokenizer"].get("path", TOKENIZER)))
+        with fs.open_input_stream(src, compression=None) as f, open(tmp / TOKENIZER, "wb") as g:
+            g.write(f.read())
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        if out.exists():
+            os.rename(out, old)
+        os.rename(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_exported(
+    model_dir: str | os.PathLike[str], device: torch.device | None = None
+) -> tuple[GPT, Any, int]:
+    """Load an exported model folder.
+
+    Returns:
+        ``(model, tokenizer, eot_id)``: the :class:`GPT` in eval mode on ``device`` (CPU by
+        default), a ``tokenizers.Tokenizer`` and the end-of-text id.
+
+    Raises:
+        ExportError: the folder or one of its three files is missing, ``config.json`` is
+            not a model config, or the weights do not fit it.
+    """
+    from safetensors.torch import load_model
+    from tokenizers import Tokenizer
+
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        raise ExportError(f"{folder} is not a folder; pass the model/ folder of a training run")
+    for name in (CONFIG_FILE, MODEL_FILE, TOKENIZER):
+        if not (folder / name).is_file():
+            raise ExportError(
+                f"{folder} has no {name}; not an exported model (pipeline train writes "
+                "RUN/model/ at the end of training)"
+            )
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        if config.get("format") != FORMAT:
+            raise ExportError(f"{folder}/{CONFIG_FILE}: not a model config ({FORMAT})")
+        gpt_config = GPTConfig(**config["model"])
+        eot_id = int(config["eot_id"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        if isinstance(e, ExportError):
+            raise
+        raise ExportError(f"{folder}/{CONFIG_FILE} is not a valid model config: {e}") from None
+    device = device or torch.device("cpu")
+    model = GPT(gpt_config)
+    try:
+        load_model(model, str(folder / MODEL_FILE), strict=True, device=str(device))
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ExportError(f"{folder}/{MODEL_FILE} does not fit {CONFIG_FILE}: {e}") from None
+    try:
+        tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
+    except Exception as e:  # tokenizers raises a bare Exception on a malformed file
+        raise ExportError(f"{folder}/{TOKENIZER} does not load: {e}") from None
+    if tokenizer.get_vocab_size() > gpt_config.vocab_size:
+        raise ExportError(
+            f"{folder}: the tokenizer has {tokenizer.get_vocab_size()} tokens, more than the "
+            f"model's vocab_size {gpt_config.vocab_size}"
+        )
+    return model.to(device).eval(), tokenizer, eot_id
+
+
+def generate_text(
+    model_dir: str | os.PathLike[str],
+    prompt: str,
+    *,
+    max_new_tokens: int = 100,
+    temperature: float = 0.8,
+    top_k: int | None = 200,
+    seed: int | None = None,
+    device: torch.device | None = None,
+) -> str:
+    """Continue ``prompt`` with an exported model; return prompt + continuation.
+
+    An empty prompt starts from the end-of-text token (a new document). Sampling draws
+    from a ``torch.Generator`` seeded with ``seed`` (random when None), so a seed repeats
+    its text. Generation stops early at end-of-text, which is not printed.
+
+    Raises:
+        ExportError: see :func:`load_exported`.
+        ValueError: ``max_new_tokens`` < 0, ``temperature`` < 0 or ``top_k`` < 1.
+    """
+    model, tokenizer, eot_id = load_exported(model_dir, device)
+    dev = next(model.parameters()).device
+    ids = tokenizer.encode(prompt).ids if prompt else []
+    start = ids or [eot_id]
+    generator = torch.Generator(device=dev)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    idx = torch.tensor([start], dtype=torch.long, device=dev)  # (1, T0)
+    out = model.generate(
+        idx,
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        generator=generator,
+        eos_id=eot_id,
+    )
+    new = [t for t in out[0, len(start) :].tolist() if t != eot_id]
+    return prompt + tokenizer.decode(new)

@@ -1,0 +1,270 @@
+"""Launchers of the train stage: in-process, ``horovodrun`` or ``horovod.spark.run``.
+
+All three run the same rank function, :func:`pipeline.train.loop.train_rank`:
+
+* ``-np 1`` (or ``train.launcher=local``): in this process, Horovod with world size 1;
+* ``horovodrun`` (default): ``horovodrun -np N -H localhost:N --gloo --network-interface lo
+  python jobs/train.py RUN/config.yaml`` (``--hosts h1:4,h2:4`` for several machines). Each
+  rank runs ``pipeline train RUN/config.yaml``, sees ``HOROVOD_RANK`` and trains instead of
+  launching again. The parent relays the ranks' output and, if the job fails, names the
+  rank that failed first and why;
+* ``spark``: ``horovod.spark.run`` starts one rank per Spark task (:func:`dist.run_on_spark`).
+
+Before starting any rank the launcher checks what it cheaply can (manifest, vocabulary,
+block size, the checkpoint to resume), so bad input fails in seconds with one message.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipeline import config as cfgmod
+from pipeline.shards.format import ShardError, load_manifest
+from pipeline.stage_config import PipelineConfig
+from pipeline.train import dist
+from pipeline.train.checkpoint import (
+    TrainError,
+    check_compatible,
+    latest_checkpoint,
+    read_state,
+)
+from pipeline.train.loop import data_dir, run_dir, save_config, train_rank
+from pipeline.train.metrics import summarise
+
+_RANK_ERROR = re.compile(r"^\[(\d+)\]<std(?:err|out)>:pipeline train: error: (.*)$")
+_EXITED = re.compile(r"^Process (\d+) exit with status code (-?\d+)")
+_FIRST_FAILED = re.compile(r"^Terminating remaining workers after failure of Process (\d+)")
+
+
+def _absolute(path: str | None) -> str | None:
+    return path if path is None or "://" in path else os.path.abspath(path)
+
+
+def resolve_paths(cfg: PipelineConfig) -> PipelineConfig:
+    """The config with local ``work_dir``, ``train.data`` and ``train.run`` made absolute
+    (ranks may start in other folders or on other hosts)."""
+    train = dataclasses.replace(
+        cfg.train, data=_absolute(data_dir(cfg)), run=_absolute(run_dir(cfg))
+    )
+    return dataclasses.replace(cfg, work_dir=os.path.abspath(cfg.work_dir), train=train)
+
+
+def precheck(cfg: PipelineConfig) -> None:
+    """Refuse, before any rank starts, input that cannot train.
+
+    Raises:
+        ShardError: no manifest or ``_SUCCESS``; ``model.block_size`` above the shards'.
+        TrainError: a vocabulary larger than the model's; a checkpoint in the run folder
+            made from other shards or another model config.
+    """
+    root = data_dir(cfg)
+    manifest = load_manifest(root)
+    if cfg.model.block_size > manifest.block_size:
+        raise ShardError(
+            f"model.block_size {cfg.model.block_size} exceeds the shards' {manifest.block_size} "
+            f"({root}); lower model.block_size or re-run featurise with "
+            f"featurise.block_size={cfg.model.block_size}"
+        )
+    try:
+        model_cfg = cfg.model.resolved(manifest.vocab_size)
+    except ValueError as e:
+        raise TrainError(f"{e} (the shards in {root})") from None
+    folder = latest_checkpoint(run_dir(cfg))
+    if folder is not None:
+        check_compatible(
+            read_state(folder),
+            folder,
+            model=dataclasses.asdict(model_cfg),
+            manifest_sha256=manifest.sha256,
+            global_batch=cfg.train.global_batch,
+        )
+
+
+def run_train(cfg: PipelineConfig, *, stop_after: int | None = None) -> dict[str, Any] | None:
+    """Run the train stage with the configured launcher; return the run summary.
+
+    Inside a rank started by horovodrun this trains as that rank and returns None: the
+    launcher that started horovodrun reports.
+
+    Raises:
+        TrainError: bad settings, a failed rank (naming it), a non-finite loss, an
+            incompatible checkpoint.
+        ShardError: unusable shards.
+    """
+    if dist.in_horovodrun():  # a rank of a job the launcher (the parent) reports on
+        train_rank(cfg, stop_after=stop_after)
+        return None
+    cfg = resolve_paths(cfg)
+    tc = cfg.train
+    if tc.launcher == "local" and tc.np != 1:
+        raise TrainError(
+            f"train.launcher=local runs one rank in this process, but train.np is {tc.np}; "
+            "use --launcher horovodrun or spark for several ranks"
+        )
+    precheck(cfg)
+    config_path = save_config(cfg, run_dir(cfg))
+    if tc.launcher == "local" or (tc.launcher == "horovodrun" and tc.np == 1 and not tc.hosts):
+        return train_rank(cfg, stop_after=stop_after)
+    if tc.launcher == "spark":
+        run_spark(cfg, stop_after=stop_after)
+    else:
+        run_horovodrun(cfg, config_path)
+    return summarise(run_dir(cfg))
+
+
+def job_script() -> str:
+    """Path of ``jobs/train.py``, the script each horovodrun rank runs."""
+    import jobs
+
+    return str(Path(jobs.__file__).resolve().parent / "train.py")
+
+
+def run_horovodrun(cfg: PipelineConfig, config_path: str | os.PathLike[str]) -> None:
+    """Start ``train.np`` ranks with horovodrun and wait, relaying their output to stderr.
+
+    Raises:
+        TrainError: horovodrun failed; the message names the rank that failed first, its
+            error or the signal that killed it, and the checkpoint a re-run resumes from.
+    """
+    tc = cfg.train
+    cmd = dist.horovodrun_command(
+        tc.np,
+        [job_script(), str(config_path)],
+        hosts=tc.hosts,
+        network_interface=tc.network_interface,
+    )
+    env = dist.launch_env(tc.hosts)
+    env["PYTHONUNBUFFERED"] = "1"
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    found: dict[str, Any] = {}
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            env=env,
+        )
+    except OSError as e:
+        raise TrainError(f"cannot start horovodrun ({cmd[0]}): {e}") from None
+    with proc:
+        quiet = False  # horovodrun's own traceback after a failure says nothing more
+        for line in proc.stdout:  # type: ignore[union-attr]
+            tail.append(line.rstrip("\n"))
+            _scan(tail[-1], found)
+            quiet = quiet or (bool(found) and line.startswith("Traceback (most recent call"))
+            if not quiet or line.startswith("["):
+                sys.stderr.write(line)
+                sys.stderr.flush()
+        code = proc.wait()
+    if code != 0:
+        raise TrainError(describe_failure(found, code, run_dir(cfg), list(tail)))
+
+
+def _scan(line: str, found: dict[str, Any]) -> None:
+    """Collect the facts of a failure from one line of horovodrun's output."""
+    if m := _RANK_ERROR.match(line):
+        found.setdefault("errors", {}).setdefault(int(m.group(1)), m.group(2))
+    elif m := _EXITED.match(line):
+        found.setdefault("exits", {}).setdefault(int(m.group(1)), int(m.group(2)))
+    elif m := _FIRST_FAILED.match(line):
+        found.setdefault("first", int(m.group(1)))
+
+
+def _status(code: int) -> str:
+    """``SIGKILL`` for a process killed by signal 9 (Popen -9, or a shell's 137)."""
+    sig = -code if code < 0 else code - 128 if code > 128 else 0
+    if sig:
+        try:
+            return f"{signal.Signals(sig).name}, exit status {code}"
+        except ValueError:
+            pass
+    return f"exit status {code}"
+
+
+def describe_failure(
+    found: dict[str, Any], code: int, run: str | os.PathLike[str], tail: list[str]
+) -> str:
+    """One message for a failed horovodrun job: which rank failed first and how, and where
+    a re-run resumes."""
+    errors, exits = found.get("errors", {}), found.get("exits", {})
+    first = found.get("first", min(exits, default=min(errors, default=None)))
+    if first is not None and first in errors:
+        what = f"{errors[first]} (rank {first})"
+    elif first is not None:
+        what = (
+            f"rank {first} died ({_status(exits.get(first, code))}); horovodrun stopped the "
+            "other ranks"
+        )
+    elif errors:
+        r = min(errors)
+        what = f"{errors[r]} (rank {r})"
+    else:
+        last = "\n  ".join(tail[-10:])
+        what = f"horovodrun failed with exit status {code}; its last lines:\n  {last}"
+    folder = latest_checkpoint(run)
+    if folder is None:
+        return f"{what}. No checkpoint was written; a re-run starts from the beginning"
+    return f"{what}. The last complete checkpoint is {folder}; re-run the same command to resume"
+
+
+def _spark_rank(config: dict[str, Any], stop_after: int | None) -> dict[str, Any]:
+    """The per-task function of the Spark launcher: train, and report a failure as data."""
+    try:
+        train_rank(config, stop_after=stop_after)
+    except (TrainError, ShardError, ValueError) as e:
+        return {"error": str(e)}
+    return {"error": None}
+
+
+def run_spark(cfg: PipelineConfig, *, stop_after: int | None = None) -> None:
+    """Run ``train.np`` ranks as Spark tasks through ``horovod.spark.run``.
+
+    Uses the active SparkSession or builds one from ``cfg.spark`` (stopped again at the
+    end if built here). The cluster needs ``train.np`` free task slots.
+
+    Raises:
+        TrainError: a rank failed (its message), or Spark/Horovod could not run the job.
+    """
+    from pyspark.sql import SparkSession
+
+    from pipeline.spark.session import build_spark_session
+
+    active = SparkSession.getActiveSession()
+    spark = active or build_spark_session(cfg.spark)
+    master = spark.sparkContext.master
+    # Loopback-only Horovod services for local masters and for a cluster on this host
+    # (spark://127.0.0.1:…, or a driver bound to loopback, which remote executors could
+    # not reach anyway).
+    host = master.split("://", 1)[-1].split(":", 1)[0] if "://" in master else ""
+    local = (
+        master.startswith("local")
+        or host in ("127.0.0.1", "localhost")
+        or cfg.spark.bind_address in ("127.0.0.1", "localhost")
+    )
+    try:
+        results = dist.run_on_spark(
+            _spark_rank,
+            cfg.train.np,
+            args=(cfgmod.to_dict(cfg), stop_after),
+            network_interface=cfg.train.network_interface,
+            local=local,
+        )
+    except Exception as e:  # Py4J / Horovod wrap a failed task in their own types
+        raise TrainError(f"the Spark launcher failed: {str(e).splitlines()[0][:500]}") from e
+    finally:
+        if active is None:
+            spark.stop()
+    failed = [(r, res["error"]) for r, res in enumerate(results) if res.get("error")]
+    if failed:
+        rank, error = failed[0]
+        raise TrainError(f"{error} (rank {rank})")
