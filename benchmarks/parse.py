@@ -48,6 +48,7 @@ import math
 import multiprocessing
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -223,12 +224,16 @@ def child_parse(dump: str, out: str, master: str, split_bytes: int) -> None:
     print("BENCH " + json.dumps(result))
 
 
-def bench_ours(inp: BenchInput, master: str, tasks: int) -> dict:
-    """Our parse stage on ``inp`` with ``master``, in its own process."""
+def bench_ours(inp: BenchInput, master: str, tasks: int, keep: Path | None = None) -> dict:
+    """Our parse stage on ``inp`` with ``master``, in its own process; the pages it made
+    are copied to ``keep`` (replacing it) when given."""
     split = max(1, inp.dump.stat().st_size // tasks)
     with tempfile.TemporaryDirectory(prefix="bench-parse-") as tmp:
         argv = [sys.executable, __file__, "--child", str(inp.dump), f"{tmp}/pages", master]
         m = run_measured([*argv, str(split)])
+        if keep is not None and m.returncode == 0:
+            shutil.rmtree(keep, ignore_errors=True)
+            shutil.copytree(f"{tmp}/pages", keep)
     lines = [x for x in m.stdout.splitlines() if x.startswith("BENCH ")]
     if m.returncode != 0 or not lines:
         raise SystemExit(f"parse with {master} failed ({m.returncode}):\n{m.stderr[-3000:]}")
@@ -343,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tasks", type=int, default=16, help="tasks to split the dump into")
     p.add_argument("--cache-dir", type=Path, default=CACHE, help=f"built inputs ({CACHE})")
+    p.add_argument("--keep-pages", type=Path, help="keep the pages of the local[2] run here")
     p.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -359,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr)  # fmt: skip
     runs = {
         "local1": lambda: bench_ours(inp, "local[1]", args.tasks),
-        "local2": lambda: bench_ours(inp, "local[2]", args.tasks),
+        "local2": lambda: bench_ours(inp, "local[2]", args.tasks, args.keep_pages),
         "wikiextractor": lambda: bench_wikiextractor(inp),
         "bz2": lambda: bench_bz2(inp),
         "double": lambda: bench_ours(big, "local[1]", args.tasks),

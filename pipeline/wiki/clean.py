@@ -138,7 +138,9 @@ def clean_wikitext(wikitext: str, options: CleanOptions | None = None) -> CleanR
         # Markup stored entity-escaped (seen in real dumps re-exported by tools): decode it
         # first, as WikiExtractor does, so that <ref>s and comments are parsed as such.
         wikitext = html.unescape(wikitext)
-    code = mwparserfromhell.parse(wikitext, skip_style_tags=False)
+    # Bold and italic quotes stay text (removed by _tidy): parsed as style tags, an
+    # unbalanced '' lets a table or <ref> swallow the rest of the page.
+    code = mwparserfromhell.parse(wikitext, skip_style_tags=True)
     walker = _Walker(opts, time.perf_counter() + opts.timeout_s)
     raw = walker.render(code.nodes)
     return CleanResult(_tidy(_residue(raw, walker)), list(dict.fromkeys(walker.categories)))
