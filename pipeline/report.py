@@ -11,15 +11,16 @@ base64 PNGs, so the HTML file can be mailed or archived alone.
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import yaml
 
+from pipeline.shards.format import sha256_file
 from pipeline.train.metrics import read_metrics
 
 
@@ -32,11 +33,7 @@ def _json(path: Path) -> dict[str, Any] | None:
 
 def _sha256(path: Path) -> str | None:
     try:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(8 << 20):
-                h.update(block)
-        return h.hexdigest()
+        return sha256_file(pafs.LocalFileSystem(), str(path))
     except OSError:
         return None
 

@@ -19,12 +19,15 @@ import shutil
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
+
 import pipeline
 from pipeline import config as cfgmod
+from pipeline.shards.format import sha256_file
 from pipeline.stage_config import PipelineConfig
 
 STAGES = ("parse", "featurise", "train")
@@ -83,11 +86,7 @@ class _HashCache:
     def sha256(self, file: str, size: int, mtime_ns: int) -> str:
         key = f"{file}\0{size}\0{mtime_ns}"
         if key not in self.data:
-            h = hashlib.sha256()
-            with open(file, "rb") as f:
-                while block := f.read(8 << 20):
-                    h.update(block)
-            self.data[key] = h.hexdigest()
+            self.data[key] = sha256_file(pafs.LocalFileSystem(), file)
         return self.data[key]
 
     def save(self) -> None:
@@ -103,8 +102,6 @@ def input_files(cfg: PipelineConfig, cache: _HashCache) -> list[dict[str, Any]]:
     Local files are hashed in full (cached by size and mtime); remote URIs (``hdfs://``,
     ``s3a://``) are identified by name, size and modification time only.
     """
-    import pyarrow.fs as pafs
-
     from pipeline.fs import filesystem
     from pipeline.wiki import sources
 
@@ -269,8 +266,6 @@ def run_pipeline(
         RunError: no dump given, the work dir is locked by a live run, or a stage failed
             (``.stage`` names it; outputs of earlier stages stay committed).
     """
-    from dataclasses import replace
-
     if not cfg.parse.input:
         raise RunError("parse", "no dump given; pass --dump FILE or set parse.input")
     work = Path(cfg.work_dir)
@@ -298,7 +293,7 @@ def run_pipeline(
             print(f"pipeline run: {stage}: running -> {dirs[stage]}", flush=True)
             started = time.perf_counter()
             fresh = force is not None
-            counts = _run_stage(stage, cfg, fps[stage], dirs, replace, fresh)
+            counts = _run_stage(stage, cfg, fps[stage], dirs, fresh)
             timings[stage] = {"seconds": None, **counts}
             timings[stage]["seconds"] = round(time.perf_counter() - started, 3)
             result["ran"].append(stage)
@@ -310,7 +305,7 @@ def run_pipeline(
     return result
 
 
-def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path], replace,
+def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path],
                fresh: bool):  # fmt: skip
     """Run one stage; return its throughput counts for the report."""
     from pipeline.shards.format import ShardError

@@ -219,16 +219,29 @@ def run_featurise(
         )
         return sample_texts(((r["title"], r["text"]) for r in rows), cap)
 
+    # The first RATIO_SAMPLE_BYTES of the same sample estimate tokens per byte; when the
+    # tokenizer is trained, they are recorded on the way instead of read a second time.
+    probe_docs: list[str] = []
+
+    def recording(docs):
+        size = 0
+        for doc in docs:
+            if size < RATIO_SAMPLE_BYTES:
+                probe_docs.append(doc)
+                size += len(doc.encode("utf-8"))
+            yield doc
+
     if given is None:
-        tok = train_tokenizer(sample(fc.tokenizer_sample_bytes), fc.vocab_size)
+        tok = train_tokenizer(recording(sample(fc.tokenizer_sample_bytes)), fc.vocab_size)
         eot_id = check_tokenizer(tok, "trained tokenizer")
     else:
         tok = given
+        probe_docs = list(sample(RATIO_SAMPLE_BYTES))
     tok_json = tok.to_str()
     vocab = tok.get_vocab_size(with_added_tokens=True)
     dtype = fmt.dtype_for_vocab(vocab, fc.dtype)
     lap("tokenizer")
-    probe = "".join(sample(RATIO_SAMPLE_BYTES))
+    probe = "".join(sample_texts(((None, d) for d in probe_docs), RATIO_SAMPLE_BYTES))
     tokens_per_byte = len(tok.encode(probe).ids) / max(1, len(probe.encode("utf-8")))
     lap("estimate")
 
