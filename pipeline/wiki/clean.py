@@ -21,6 +21,13 @@ from dataclasses import dataclass, field
 import mwparserfromhell
 from mwparserfromhell import nodes
 from mwparserfromhell.parser import ParserError
+from mwparserfromhell.parser import tokens as tk
+from mwparserfromhell.parser.builder import Builder
+
+try:  # the C tokenizer, as mwparserfromhell.parse itself picks it
+    from mwparserfromhell.parser._tokenizer import CTokenizer as _Tokenizer
+except ImportError:  # pragma: no cover - pure-Python fallback of the same tokenizer
+    from mwparserfromhell.parser.tokenizer import Tokenizer as _Tokenizer
 
 __all__ = ["CleanOptions", "CleanTimeout", "CleanResult", "ParserError", "clean_wikitext"]
 
@@ -70,6 +77,8 @@ _IMAGE_OPTION = re.compile(
 _UNCLOSED_MEDIA = re.compile(
     r"(?:\[\[)?[^\[\]\n|]+\.(?:jpe?g|png|gif|svg|tiff?|webp)\s*\|[^\n]*", re.IGNORECASE
 )
+# A character the tokenizer could start a node at; strings without any are plain text.
+_MARKUP = re.compile(r"[\[\]{}<>&'~:/\n_=|!*#;-]")
 _INTERWIKI = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]{2,8})*$|^simple$")
 
 
@@ -140,10 +149,59 @@ def clean_wikitext(wikitext: str, options: CleanOptions | None = None) -> CleanR
         wikitext = html.unescape(wikitext)
     # Bold and italic quotes stay text (removed by _tidy): parsed as style tags, an
     # unbalanced '' lets a table or <ref> swallow the rest of the page.
-    code = mwparserfromhell.parse(wikitext, skip_style_tags=True)
+    code = _parse_pruned(wikitext)
     walker = _Walker(opts, time.perf_counter() + opts.timeout_s)
     raw = walker.render(code.nodes)
     return CleanResult(_tidy(_residue(raw, walker)), list(dict.fromkeys(walker.categories)))
+
+
+# Token pairs whose whole span the walker renders as "" (templates, template arguments,
+# comments): dropped from the token list before the tree is built.
+_DROP_SPANS = {tk.TemplateOpen: tk.TemplateClose, tk.ArgumentOpen: tk.ArgumentClose,
+               tk.CommentStart: tk.CommentEnd}  # fmt: skip
+_TAG_ENDS = (tk.TagCloseSelfclose, tk.TagCloseClose)
+
+
+def _parse_pruned(wikitext: str) -> mwparserfromhell.wikicode.Wikicode:
+    """``mwparserfromhell.parse(wikitext, skip_style_tags=True)`` without the subtrees the
+    walker drops anyway.
+
+    The tokenizer's output is a flat, balanced token list; templates, arguments, comments
+    and :data:`_DROP_TAGS` tags (``<ref>``, tables, galleries…) are cut out of it before
+    :class:`~mwparserfromhell.parser.builder.Builder` turns it into nodes. Building those
+    subtrees in Python was most of the cleaning time (templates and refs are a large share
+    of an article's tokens); the rendered text is the same, since the walker renders each
+    of them as "".
+
+    Raises:
+        mwparserfromhell.parser.ParserError: the tokenizer or builder failed.
+    """
+    toks = _Tokenizer().tokenize(wikitext, 0, True)
+    kept: list[tk.Token] = []
+    i, n = 0, len(toks)
+    while i < n:
+        t = toks[i]
+        kind = type(t)
+        close = _DROP_SPANS.get(kind)
+        if close is None and kind is tk.TagOpenOpen and i + 1 < n:
+            name = toks[i + 1]
+            if type(name) is tk.Text and name.text.strip().lower() in _DROP_TAGS:
+                close = _TAG_ENDS
+        if close is None:
+            kept.append(t)
+            i += 1
+            continue
+        depth, i = 1, i + 1  # skip to the matching close token
+        while i < n and depth:
+            k = type(toks[i])
+            if k is kind:
+                depth += 1
+            elif k is close or (close is _TAG_ENDS and k in _TAG_ENDS):
+                depth -= 1
+            i += 1
+        if depth:  # unbalanced: let the builder see (and reject) the original list
+            return Builder().build(toks)
+    return Builder().build(kept)
 
 
 class _Walker:
@@ -184,7 +242,7 @@ class _Walker:
             return ""  # file links are dropped, shown ([[:File:X]]) or not
         if key and not visible:
             if key in self.opts.category_names:
-                name = self.render(mwparserfromhell.parse(rest).nodes).replace("_", " ")
+                name = self.plain(rest).replace("_", " ")
                 if name.strip():
                     self.categories.append(name.strip())
                 return ""
@@ -195,7 +253,13 @@ class _Walker:
         if n.text is not None:
             return self.render(n.text.nodes)
         label = target.split("#", 1)[0] or target.lstrip("#")
-        return self.render(mwparserfromhell.parse(label).nodes)
+        return self.plain(label)
+
+    def plain(self, text: str) -> str:
+        """Render a link target or label given as a string (parsed only if it has markup)."""
+        if _MARKUP.search(text) is None:
+            return text
+        return self.render(mwparserfromhell.parse(text).nodes)
 
     def wikilink_text(self, inner: str) -> str:
         """Render ``inner`` of a ``[[inner]]`` found as plain text by the residue pass."""
@@ -268,9 +332,10 @@ def _tidy(text: str) -> str:
     text = _SWITCH.sub("", text)
     text = _QUOTES.sub("", text)
     text = _EMPTY_PARENS.sub("", text)
+    text = _SPACE_PUNCT.sub(r"\1", _SPACES.sub(" ", text))  # neither crosses a line
     lines = []
     for line in text.split("\n"):
-        line = _SPACE_PUNCT.sub(r"\1", _SPACES.sub(" ", line)).strip()
+        line = line.strip()
         if line in ("*", "#", ":", ";", "|", "!"):
             line = ""
         lines.append(line)

@@ -111,3 +111,30 @@ def test_no_leftover_markup_on_real_samples() -> None:
         problems += [(name, page.title, m) for m in LEFTOVERS if m in text]
     assert seen > 2500
     assert problems == []
+
+
+def test_pruned_parse_renders_like_the_full_tree_on_real_samples() -> None:
+    """Cutting templates, refs, tables and comments out of the token list before the tree
+    is built (the fast path) must not change a single rendered character."""
+    import mwparserfromhell
+
+    from pipeline.wiki.clean import _parse_pruned, _Walker
+
+    seen, differ = 0, []
+    for name, page, opts in _ns0_pages():
+        fast, full = _Walker(opts, float("inf")), _Walker(opts, float("inf"))
+        pruned = fast.render(_parse_pruned(page.text).nodes)
+        whole = full.render(mwparserfromhell.parse(page.text, skip_style_tags=True).nodes)
+        seen += 1
+        if (pruned, fast.categories) != (whole, full.categories):
+            differ.append((name, page.title))
+    assert seen > 2500
+    assert differ == []
+
+
+def test_pruned_parse_keeps_text_around_nested_dropped_spans() -> None:
+    text = (
+        "A<ref>x{{t|<ref>y</ref>}}</ref>B{{a|{{b|{{{c|d}}}}}}}C<!-- {{ -->D"
+        '<table><tr><td><table><td>n</td></table></td></tr></table>E<Ref name="q"/>F'
+    )
+    assert clean(text) == "ABCDEF"
