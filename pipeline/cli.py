@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = ps["run"]
     p.add_argument("--dump", action="append", metavar="PATH", help="dump(s) to parse")
+    p.add_argument(
+        "--wiki",
+        metavar="WIKI",
+        help="without --dump: download this wiki's dump first (download.wiki)",
+    )
+    p.add_argument("--date", metavar="YYYYMMDD|latest", help="dump date with --wiki")
     p.add_argument("--work-dir", metavar="DIR", help="work folder (work_dir)")
     p.add_argument("--force", choices=["parse", "featurise", "train"], help="re-run from STAGE")
 
@@ -142,7 +148,8 @@ def _flag_overrides(ns: argparse.Namespace) -> list[str]:
     elif cmd == "run":
         if ns.dump:
             pairs.append(("parse.input", yaml.safe_dump(ns.dump, default_flow_style=True)))
-        pairs += [("work_dir", ns.work_dir)]
+        pairs += [("work_dir", ns.work_dir), ("download.wiki", ns.wiki)]
+        pairs += [("download.date", ns.date)]
     return [f"{k}={str(v).strip()}" for k, v in pairs if v is not None]
 
 

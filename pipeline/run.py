@@ -263,11 +263,14 @@ def run_pipeline(
     "report": path | None}``.
 
     Raises:
-        RunError: no dump given, the work dir is locked by a live run, or a stage failed
-            (``.stage`` names it; outputs of earlier stages stay committed).
+        RunError: no dump given (neither ``parse.input`` nor ``download.wiki``), the work
+            dir is locked by a live run, the download failed (stage ``download``, see
+            :func:`download_stage`) or a stage failed (``.stage`` names it; outputs of
+            earlier stages stay committed).
     """
-    if not cfg.parse.input:
-        raise RunError("parse", "no dump given; pass --dump FILE or set parse.input")
+    if not cfg.parse.input and not cfg.download.wiki:
+        raise RunError("parse", "no dump given; pass --dump FILE (parse.input), or name a "
+                       "wiki to download with --wiki WIKI (download.wiki)")  # fmt: skip
     work = Path(cfg.work_dir)
     dirs = stage_dirs(cfg)
     result: dict[str, Any] = {
@@ -276,6 +279,15 @@ def run_pipeline(
         "dirs": {k: str(v) for k, v in dirs.items()},
     }
     with RunLock(work / LOCK):
+        if cfg.parse.input:
+            if cfg.download.wiki:
+                wiki = cfg.download.wiki
+                print(f"pipeline run: download: skipped, parse.input is given "
+                      f"(download.wiki={wiki} is not fetched)", flush=True)  # fmt: skip
+        else:
+            dumps = download_stage(cfg)
+            cfg = replace(cfg, parse=replace(cfg.parse, input=[str(p) for p in dumps]))
+            result["downloaded"] = [str(p) for p in dumps]
         cache = _HashCache(work / ".hashes.json")
         try:
             fps = fingerprints(cfg, cache)
@@ -303,6 +315,31 @@ def run_pipeline(
         result["sample"] = _sample(dirs["train"], cfg, sample_tokens)
         result["report"] = _report(dirs["train"])
     return result
+
+
+def download_stage(cfg: PipelineConfig) -> list[Path]:
+    """Fetch ``cfg.download.wiki``'s dump (``pipeline download``) for a run without
+    ``parse.input``; return the dump files (their indexes lie beside them).
+
+    Files already downloaded with the published sha1 are kept, so a re-run only re-checks
+    them; a ``latest`` date that moved on fetches the new dump, whose new checksums then
+    re-run every stage.
+
+    Raises:
+        RunError: stage ``download``: the mirror, the date, a checksum or the disk failed.
+    """
+    from pipeline.download import DownloadError, download_dump
+
+    out = cfg.stage_path(cfg.download.out, "dumps")
+    print(f"pipeline run: download: {cfg.download.wiki} {cfg.download.date} "
+          f"{cfg.download.kind} from {cfg.download.mirror} -> {out}", flush=True)  # fmt: skip
+    try:
+        dumps = download_dump(cfg.download, out)
+    except (DownloadError, ValueError) as e:
+        raise RunError("download", str(e)) from e
+    if not dumps:
+        raise RunError("download", f"the mirror lists no {cfg.download.kind} dump files")
+    return dumps
 
 
 def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path],

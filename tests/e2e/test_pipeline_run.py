@@ -5,22 +5,30 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipeline.run import LOCK, RunError, RunLock
+from tests.unit.test_download import Mirror, MirrorHandler, status_json
 
 ROOT = Path(__file__).resolve().parents[2]
 EN = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+DATE = "20260101"
+MIRRORED = f"enwiki-{DATE}-pages-articles.xml.bz2"  # EN under its name on the mirror
 TINY = ["train.max_steps=6", "train.eval_every=3", "train.checkpoint_every=3",
         "train.eval_batches=2", "featurise.vocab_size=2000", "spark.ui_enabled=false"]  # fmt: skip
 
 
-def pipeline_run(work: Path, dump: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pipeline.cli", "run", "conf/local.yaml", "--dump", str(dump),
+def pipeline_run(work: Path, dump: Path | None, *extra: str) -> subprocess.CompletedProcess:
+    """``pipeline run`` on ``dump``, or with ``dump=None`` on a wiki named in ``extra``."""
+    source = ["--dump", str(dump)] if dump is not None else []
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", "conf/local.yaml", *source,
            "--work-dir", str(work), *TINY, *extra]  # fmt: skip
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
@@ -37,14 +45,47 @@ def stage_lines(out: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def first_run(wiki_data: Path, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+def mirror(wiki_data: Path, tmp_path_factory) -> Iterator[Mirror]:
+    """The English sample published as enwiki's 20260101 pages-articles dump, served in
+    Wikimedia's layout from 127.0.0.1."""
+    root = tmp_path_factory.mktemp("mirror")
+    dated = root / "enwiki" / DATE
+    dated.mkdir(parents=True)
+    shutil.copy(wiki_data / EN, dated / MIRRORED)
+    status_json(dated, {"articlesdump": ("done", [MIRRORED])})
+    server = Mirror(("127.0.0.1", 0), MirrorHandler)
+    server.root, server.url = root.resolve(), f"http://127.0.0.1:{server.server_address[1]}"
+    server.log, server.drop_after, server.corrupt, server.ignore_range = [], {}, set(), False
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def from_mirror(mirror: Mirror) -> list[str]:
+    """Flags of a run that downloads its dump from ``mirror`` (no --dump)."""
+    return ["--wiki", "enwiki", "--date", DATE, "download.kind=pages-articles",
+            f"download.mirror={mirror.url}", "download.retries=1",
+            "download.backoff_s=0"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def first_run(mirror: Mirror, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     work = tmp_path_factory.mktemp("run") / "work"
-    return work, pipeline_run(work, wiki_data / EN)
+    return work, pipeline_run(work, None, *from_mirror(mirror))
 
 
-def test_first_run_makes_every_stage_a_sample_and_a_report(first_run) -> None:
+def test_first_run_downloads_then_makes_every_stage_a_sample_and_a_report(first_run) -> None:
     work, proc = first_run
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    dump = work / "dumps" / "enwiki" / DATE / MIRRORED
+    assert f"pipeline run: download: enwiki {DATE} pages-articles" in proc.stdout
+    assert f"{MIRRORED}: downloaded" in proc.stderr and dump.is_file()
+    assert not list(dump.parent.glob("*.part"))
+    stats = json.loads((work / "pages" / "stats.json").read_text())
+    assert [Path(f["file"]).name for f in stats["inputs"]] == [MIRRORED]
     assert {k: v.split(" ")[0] for k, v in stage_lines(proc.stdout).items()} == {
         "parse": "running", "featurise": "running", "train": "running"}  # fmt: skip
     assert "a generated sample:" in proc.stdout
@@ -64,15 +105,18 @@ def test_first_run_makes_every_stage_a_sample_and_a_report(first_run) -> None:
 
 
 def test_second_run_is_up_to_date_and_a_config_change_reruns_from_its_stage(
-    first_run, wiki_data: Path
+    first_run, mirror: Mirror
 ) -> None:
     work, first = first_run
     assert first.returncode == 0
-    again = pipeline_run(work, wiki_data / EN)
+    again = pipeline_run(work, None, *from_mirror(mirror))
     assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{MIRRORED}: up to date" in again.stderr  # re-checked against its sha1, not fetched
     assert all(v.startswith("up to date") for v in stage_lines(again.stdout).values())
     assert "ran nothing (every stage up to date)" in again.stdout
-    changed = pipeline_run(work, wiki_data / EN, "featurise.block_size=128", "model.block_size=128")
+    # the downloaded file given with --dump is the same input: parse stays up to date
+    changed = pipeline_run(work, work / "dumps" / "enwiki" / DATE / MIRRORED,
+                           "featurise.block_size=128", "model.block_size=128")  # fmt: skip
     assert changed.returncode == 0, changed.stderr[-3000:]
     lines = stage_lines(changed.stdout)
     assert lines["parse"].startswith("up to date")
@@ -81,9 +125,10 @@ def test_second_run_is_up_to_date_and_a_config_change_reruns_from_its_stage(
     assert json.loads((work / "shards/manifest.json").read_text())["block_size"] == 128
 
 
-def test_force_reruns_from_the_named_stage(first_run, wiki_data: Path) -> None:
+def test_force_reruns_from_the_named_stage(first_run) -> None:
     work, _ = first_run
-    proc = pipeline_run(work, wiki_data / EN, "featurise.block_size=128", "model.block_size=128",
+    dump = work / "dumps" / "enwiki" / DATE / MIRRORED
+    proc = pipeline_run(work, dump, "featurise.block_size=128", "model.block_size=128",
                         "--force", "train")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = stage_lines(proc.stdout)
@@ -98,6 +143,14 @@ def test_a_failing_stage_is_named_and_exits_non_zero(wiki_data: Path, tmp_path: 
     assert proc.returncode == 1
     assert "pipeline run: stage parse failed:" in proc.stderr
     assert truncated.name in proc.stderr
+    assert not (tmp_path / "work" / "pages").exists()
+
+
+def test_a_failing_download_is_named_and_nothing_is_parsed(mirror: Mirror, tmp_path: Path) -> None:
+    flags = [f if f != DATE else "20991231" for f in from_mirror(mirror)]
+    proc = pipeline_run(tmp_path / "work", None, *flags)
+    assert proc.returncode == 1
+    assert "pipeline run: stage download failed:" in proc.stderr and "20991231" in proc.stderr
     assert not (tmp_path / "work" / "pages").exists()
 
 
