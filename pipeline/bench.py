@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -84,16 +85,26 @@ def _run(name: str, cmd: list[str]) -> dict[str, Any]:
             "tables": markdown_tables(proc.stdout)}  # fmt: skip
 
 
-def cpu_gpu_crossover(shards: str, steps: int = 10, batch: int = 8) -> dict[str, Any]:
-    """Train each :data:`LADDER` size for ``steps`` steps on CPU and on CUDA; find where the
-    GPU wins and what share of GPU step time the host-to-device batch copy takes.
+def cpu_gpu_crossover(shards: str, steps: int = 10, batch: int = 8, *,
+                      ladder: tuple[tuple[int, int, int], ...] = LADDER,
+                      device: str = "cuda") -> dict[str, Any]:  # fmt: skip
+    """Train each ``ladder`` size (``(n_layer, n_head, n_embd)``) for ``steps`` steps on
+    the CPU and on ``device``; find where ``device`` wins and what share of its step time
+    the host-to-device batch copy takes.
 
-    Batches come from the shards through :class:`pipeline.shards.reader.ShardDataset`
-    (int64 tensors in pinned memory, copied with ``non_blocking=True``); tokens/s is the
-    median over steps after one warm-up step. bf16 autocast on CUDA, fp32 on CPU.
+    Batches of ``batch`` sequences come from the shards through
+    :class:`pipeline.shards.reader.ShardDataset` (int64 tensors, copied from pinned memory
+    with ``non_blocking=True`` on CUDA); tokens/s is the median over the steps after one
+    warm-up step. bf16 autocast on CUDA, fp32 on the CPU. ``device="cpu"`` runs the same
+    measurement twice on the CPU (how the tests check it on machines without a GPU).
+
+    Returns:
+        ``{"rows": [{"n_layer", "n_head", "n_embd", "params", "cpu_tokens_per_s",
+        "gpu_tokens_per_s", "copy_share"}, ...], "gpu_wins_from": first row where
+        gpu_tokens_per_s > cpu_tokens_per_s, or None}``.
 
     Raises:
-        RuntimeError: CUDA is not available.
+        RuntimeError: ``device`` is CUDA and CUDA is not available.
     """
     import torch
 
@@ -101,46 +112,48 @@ def cpu_gpu_crossover(shards: str, steps: int = 10, batch: int = 8) -> dict[str,
     from models.gpt_config import GPTConfig
     from pipeline.shards.reader import ShardDataset
 
-    if not torch.cuda.is_available():
+    cuda = device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
         raise RuntimeError("cpu_gpu_crossover needs CUDA")
     rows = []
-    for n_layer, n_head, n_embd in LADDER:
+    for n_layer, n_head, n_embd in ladder:
         ds = ShardDataset(shards, global_batch=batch, seed=0)
         cfg = GPTConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd,
                         block_size=min(256, ds.block_size))  # fmt: skip
-        ds = ShardDataset(shards, global_batch=batch, seed=0, block_size=cfg.block_size)
         row: dict[str, Any] = {"n_layer": n_layer, "n_head": n_head, "n_embd": n_embd}
-        for device in ("cpu", "cuda"):
+        for key, dev in (("cpu", "cpu"), ("gpu", device)):
+            on_cuda = dev.startswith("cuda")
+            ds = ShardDataset(shards, global_batch=batch, seed=0, block_size=cfg.block_size)
             torch.manual_seed(0)
-            model = build_model(cfg, ds.manifest.vocab_size).to(device)
+            model = build_model(cfg, ds.manifest.vocab_size).to(dev)
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
             times, copies = [], []
             for _ in range(steps + 1):
                 x, y = ds.next_batch()
                 t0 = time.perf_counter()
-                if device == "cuda":
-                    x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(
-                        device, non_blocking=True)  # fmt: skip
+                if on_cuda:
+                    x = x.pin_memory().to(dev, non_blocking=True)
+                    y = y.pin_memory().to(dev, non_blocking=True)
                     torch.cuda.synchronize()
                 t1 = time.perf_counter()
-                with torch.autocast("cuda", torch.bfloat16, enabled=device == "cuda"):
+                with torch.autocast("cuda", torch.bfloat16, enabled=on_cuda):
                     _, loss = model(x, y)
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
-                if device == "cuda":
+                if on_cuda:
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - t0)
                 copies.append(t1 - t0)
             times, copies = times[1:], copies[1:]
             med = sorted(times)[len(times) // 2]
-            row[f"{device}_tokens_per_s"] = round(batch * cfg.block_size / med)
-            if device == "cuda":
+            row[f"{key}_tokens_per_s"] = round(batch * cfg.block_size / med)
+            if key == "gpu":
                 row["copy_share"] = round(sum(copies) / sum(times), 4)
             row["params"] = model.num_params()
             del model, opt
         rows.append(row)
-    wins = [r for r in rows if r["cuda_tokens_per_s"] > r["cpu_tokens_per_s"]]
+    wins = [r for r in rows if r["gpu_tokens_per_s"] > r["cpu_tokens_per_s"]]
     return {"rows": rows, "gpu_wins_from": wins[0] if wins else None}
 
 
@@ -170,9 +183,24 @@ def run_bench(which: str, out: Path, quick: bool = False) -> dict[str, Any]:
 
         if torch.cuda.is_available():
             result["cpu_gpu"] = cpu_gpu_crossover(str(shards))
+    result["targets"] = [{"benchmark": n, "line": line} for n, line in target_lines(result)]
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "bench.md").write_text(render(result))
     return result
+
+
+def target_lines(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(benchmark, line)`` for every printed line that judges a target (pass/FAIL), with
+    table rows flattened to ``cell · cell · …``, in output order."""
+    out = []
+    for name, b in result["benchmarks"].items():
+        for line in b["output"].splitlines():
+            if not re.search(r"\b(pass|FAIL)\b", line):
+                continue
+            if line.strip().startswith("|"):
+                line = " · ".join(c.strip() for c in line.strip().strip("|").split("|"))
+            out.append((name, line.strip()))
+    return out
 
 
 def render(result: dict[str, Any]) -> str:
@@ -182,6 +210,9 @@ def render(result: dict[str, Any]) -> str:
              f"{m['memory_gib']} GiB", f"- GPU: {m['gpu'] or 'none'}",
              f"- {m['os']}, Python {m['python']}, torch {m['torch']}, "
              f"pyspark {m.get('pyspark')}", ""]  # fmt: skip
+    checks = target_lines(result)
+    if checks:
+        lines += ["## Targets", "", *[f"- {name}: {line}" for name, line in checks], ""]
     for name, b in result["benchmarks"].items():
         lines += [f"## {name}", "", f"`{' '.join(b['command'])}` — exit {b['returncode']}, "
                   f"{b['seconds']} s", "", b["output"].strip(), ""]  # fmt: skip
@@ -190,7 +221,7 @@ def render(result: dict[str, Any]) -> str:
         lines += ["## CPU vs GPU", "", header, "|---:|---:|---:|---:|---:|---:|---:|"]
         for r in result["cpu_gpu"]["rows"]:
             lines.append(f"| {r['n_layer']} | {r['n_head']} | {r['n_embd']} | {r['params']:,} "
-                         f"| {r['cpu_tokens_per_s']:,} | {r['cuda_tokens_per_s']:,} | "
+                         f"| {r['cpu_tokens_per_s']:,} | {r['gpu_tokens_per_s']:,} | "
                          f"{r['copy_share']:.1%} |")  # fmt: skip
         w = result["cpu_gpu"]["gpu_wins_from"]
         lines += ["", f"GPU faster from: {w['n_embd'] if w else 'never'} wide"]
