@@ -110,16 +110,16 @@ def cpu_gpu_crossover(shards: str, steps: int = 10, batch: int = 8, *,
 
     from models.gpt import build_model
     from models.gpt_config import GPTConfig
+    from pipeline.shards.format import load_manifest
     from pipeline.shards.reader import ShardDataset
 
     cuda = device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
         raise RuntimeError("cpu_gpu_crossover needs CUDA")
     rows = []
+    block_size = min(256, load_manifest(shards).block_size)
     for n_layer, n_head, n_embd in ladder:
-        ds = ShardDataset(shards, global_batch=batch, seed=0)
-        cfg = GPTConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd,
-                        block_size=min(256, ds.block_size))  # fmt: skip
+        cfg = GPTConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size)
         row: dict[str, Any] = {"n_layer": n_layer, "n_head": n_head, "n_embd": n_embd}
         for key, dev in (("cpu", "cpu"), ("gpu", device)):
             on_cuda = dev.startswith("cuda")

@@ -180,7 +180,7 @@ class _Unbalanced(Exception):
 
 @dataclass
 class _Tokens:
-    """A page's tokens with the subtrees the walker drops cut out (:func:`_tokenize`).
+    """A page's tokens with the subtrees the walker drops cut out (:func:`_prune`).
 
     ``end[i]`` is the index of the closing token of the node opened at ``i``; ``split[i]``
     the index of its first part separator (``|`` of a link, ``>`` of a tag's start) and
@@ -193,16 +193,14 @@ class _Tokens:
     inner_end: dict[int, int]
 
 
-def _tokenize(wikitext: str) -> _Tokens:
-    """Tokenize with mwparserfromhell's C tokenizer (``skip_style_tags``), cut out
-    templates, arguments, comments and :data:`_DROP_TAGS` tags (``<ref>``, tables,
-    galleries…), and match every node's opening and closing tokens.
+def _prune(toks: list[tk.Token]) -> _Tokens:
+    """Cut templates, arguments, comments and :data:`_DROP_TAGS` tags (``<ref>``, tables,
+    galleries…) out of a page's tokens and match every node's opening and closing tokens.
 
     Raises:
         _Unbalanced: the token list does not nest (the caller falls back to the builder,
             which raises mwparserfromhell's ``ParserError``).
     """
-    toks = _Tokenizer().tokenize(wikitext, 0, True)
     kept: list[tk.Token] = []
     end: dict[int, int] = {}
     split: dict[int, int] = {}
@@ -279,11 +277,11 @@ class _Walker:
             mwparserfromhell.parser.ParserError: the tokens do not form a tree.
             CleanTimeout: past the deadline.
         """
+        toks = _Tokenizer().tokenize(wikitext, 0, True)  # skip_style_tags
         try:
-            t = _tokenize(wikitext)
+            t = _prune(toks)
         except _Unbalanced:
-            toks = _Tokenizer().tokenize(wikitext, 0, True)
-            return self.render(Builder().build(toks).nodes)
+            return self.render(_build(toks).nodes)
         return self.render_tokens(t, 0, len(t.toks))
 
     def render_tokens(self, t: _Tokens, lo: int, hi: int) -> str:

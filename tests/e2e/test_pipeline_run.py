@@ -8,14 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipeline.run import LOCK, RunError, RunLock
-from tests.unit.test_download import Mirror, MirrorHandler, status_json
+from tests.unit.test_download import Mirror, serve, status_json
 
 ROOT = Path(__file__).resolve().parents[2]
 EN = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -53,15 +52,8 @@ def mirror(wiki_data: Path, tmp_path_factory) -> Iterator[Mirror]:
     dated.mkdir(parents=True)
     shutil.copy(wiki_data / EN, dated / MIRRORED)
     status_json(dated, {"articlesdump": ("done", [MIRRORED])})
-    server = Mirror(("127.0.0.1", 0), MirrorHandler)
-    server.root, server.url = root.resolve(), f"http://127.0.0.1:{server.server_address[1]}"
-    server.log, server.drop_after, server.corrupt, server.ignore_range = [], {}, set(), False
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serve(root) as server:
+        yield server
 
 
 def from_mirror(mirror: Mirror) -> list[str]:

@@ -11,6 +11,7 @@ import shutil
 import threading
 from collections import namedtuple
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import get_args
@@ -155,19 +156,28 @@ def build_mirror(root: Path, samples: Path) -> None:
     sha1sums(old, names)
 
 
-@pytest.fixture
-def mirror(tmp_path: Path, wiki_data: Path) -> Iterator[Mirror]:
-    build_mirror(tmp_path / "mirror", wiki_data)
+@contextmanager
+def serve(root: Path) -> Iterator[Mirror]:
+    """Serve ``root`` over HTTP on 127.0.0.1 (an ephemeral port) until the block ends."""
     server = Mirror(("127.0.0.1", 0), MirrorHandler)
-    server.root = (tmp_path / "mirror").resolve()
+    server.root = root.resolve()
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
     server.log, server.drop_after, server.corrupt, server.ignore_range = [], {}, set(), False
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def mirror(tmp_path: Path, wiki_data: Path) -> Iterator[Mirror]:
+    build_mirror(tmp_path / "mirror", wiki_data)
+    with serve(tmp_path / "mirror") as server:
+        yield server
 
 
 def cfg_for(mirror: Mirror, **kw: object) -> DownloadConfig:
