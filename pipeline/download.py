@@ -25,6 +25,12 @@ Choices:
   renamed to the final name: a final name always holds a verified file. A file failing the
   check is deleted (if it was resumed from an earlier attempt it is fetched once more from
   byte 0 first) and :class:`ChecksumError` names it with both sha1s.
+- The folder records what this tool wrote in ``_pipeline_output.json`` (stage
+  ``download``, :mod:`pipeline.outputs`): a name is added before its ``.part`` is created.
+  A file already at a final name that matches the published sha1 is used whoever wrote
+  it; one that does not match is fetched again only when the marker lists it and
+  ``download.overwrite`` is on (``pipeline run`` sets it); a file or ``.part`` this tool
+  did not write is never replaced or appended to.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 import pipeline
+from pipeline import outputs
+from pipeline.errors import OutputError
 from pipeline.stage_config import DownloadConfig
 
 # kind -> the dumpstatus.json job that publishes it (Wikimedia's job names). The
@@ -368,7 +376,7 @@ def fetch_file(remote: RemoteFile, url: str, folder: Path, cfg: DownloadConfig, 
             part.unlink(missing_ok=True)
             return path
         log(f"{remote.name}: the local file does not match the published sha1; fetching again")
-        path.unlink()  # a final name only ever holds a verified file
+        path.unlink()  # ours (checked by _check_owned before any fetch): fetched again
     fresh = False
     while True:
         have = part.stat().st_size if part.exists() else 0
@@ -391,6 +399,56 @@ def fetch_file(remote: RemoteFile, url: str, folder: Path, cfg: DownloadConfig, 
             f"{remote.size if remote.size is not None else '?'} bytes with sha1 {remote.sha1}; "
             f"the partial file was deleted and nothing was written to {path}"
         )
+
+
+def _verified(path: Path, remote: RemoteFile) -> bool:
+    """Whether ``path`` holds ``remote`` (size and sha1 as published)."""
+    return (
+        path.is_file()
+        and (remote.size in (None, path.stat().st_size))
+        and (sha1_of(path).hexdigest() == remote.sha1)
+    )
+
+
+def _check_owned(folder: Path, files: list[RemoteFile],
+                 overwrite: bool) -> tuple[set[str], set[str]]:  # fmt: skip
+    """The names this tool wrote in ``folder`` (its marker) and those already holding a
+    verified file; refuse, before any fetch, a file to be written whose name holds
+    something else.
+
+    Raises:
+        OutputError: a ``.part`` this tool did not write; a final file that does not
+            match its sha1 and that this tool did not write, or did write but
+            ``overwrite`` is off.
+    """
+    marker = outputs.read_marker(outputs.LOCAL, str(folder))
+    if marker is not None and marker["stage"] != "download":
+        raise OutputError(f"{folder} holds a {marker['stage']} output; choose another "
+                          "--out (download.out)")  # fmt: skip
+    owned = set(marker["files"]) if marker else set()
+    verified = set()
+    for f in files:
+        part = folder / f"{f.name}.part"
+        if part.exists() and part.name not in owned:
+            raise OutputError(
+                f"{part} exists and was not written by pipeline download; move it away or "
+                "choose another --out (download.out)"
+            )
+        path = folder / f.name
+        if _verified(path, f):
+            verified.add(f.name)
+        elif path.exists():
+            if f.name not in owned:
+                raise OutputError(
+                    f"{path} exists, was not written by pipeline download and does not match "
+                    "the published sha1; move it away or choose another --out (download.out)"
+                )
+            if not overwrite:
+                raise OutputError(
+                    f"{path} (downloaded earlier) no longer matches the published sha1; pass "
+                    "--overwrite (download.overwrite=true) to fetch it again"
+                )
+    return owned, verified
 
 
 @contextmanager
@@ -439,12 +497,22 @@ def download_dump(cfg: DownloadConfig, out: str | os.PathLike[str], *, progress:
                     f"{folder}: {need} bytes still to download but only {free} free; free "
                     "space or set download.out to a bigger disk"
                 )
+            owned, verified = _check_owned(folder, files, cfg.overwrite)
             base = f"{cfg.mirror.rstrip('/')}/{cfg.wiki}/{date}"
             log(f"{cfg.wiki} {date} {cfg.kind}: {len(files)} file(s) from {base} -> {folder}")
-            paths = [
-                fetch_file(f, f"{base}/{f.name}", folder, cfg, progress=progress, log=log)
-                for f in files
-            ]
+            paths = []
+            for f in files:
+                if f.name in verified:
+                    log(f"{f.name}: up to date")
+                    paths.append(folder / f.name)
+                    continue
+                owned |= {f.name, f"{f.name}.part"}
+                outputs.write_marker(
+                    outputs.LOCAL, str(folder), outputs.marker_record("download", owned)
+                )
+                paths.append(
+                    fetch_file(f, f"{base}/{f.name}", folder, cfg, progress=progress, log=log)
+                )
     except OSError as e:
         raise DownloadError(f"{e.filename or folder}: cannot write: {e.strerror or e}") from None
     return [p for p, f in zip(paths, files, strict=True) if not f.is_index]

@@ -212,33 +212,42 @@ def summary_text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_report(run_dir: str | os.PathLike[str]) -> Path:
+def write_report(run_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write ``RUN_DIR/report/report.html`` and its PNGs; return the HTML path.
+
+    The folder is written beside its place and renamed into it (with the ownership marker,
+    :mod:`pipeline.outputs`), so a failed report leaves the previous one whole.
 
     Raises:
         FileNotFoundError: ``run_dir`` is not a run folder.
+        pipeline.errors.OutputError: ``RUN_DIR/report`` holds anything but a previous
+            report, or a previous report and ``overwrite`` is off.
     """
+    from pipeline.spark.commit import StagedOutput
+
     data = gather(run_dir)
     out = Path(run_dir) / "report"
-    pngs = _plots(data, out)
-    imgs = "".join(
-        f'<figure><img alt="{p.stem}" src="data:image/png;base64,'
-        f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{p.stem}</figcaption></figure>'
-        for p in pngs
-    )
-    chain = "".join(
-        f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(v)}</code></td></tr>"
-        for k, v in provenance(data)
-    )
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>pipeline report</title>"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "img{max-width:100%}th{text-align:left;padding-right:1em;vertical-align:top}"
-        "pre{background:#f4f4f4;padding:1em}</style></head><body>"
-        f"<h1>Run {html.escape(str(run_dir))}</h1><pre>{html.escape(summary_text(data))}</pre>"
-        f"<h2>Plots</h2>{imgs}<h2>Provenance</h2><table>{chain}</table></body></html>"
-    )
-    tmp = out / ".report.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out / "report.html")
+    staged = StagedOutput(str(out), "report", overwrite=overwrite)
+    with staged as stage:
+        tmp = Path(stage.staging)
+        pngs = _plots(data, tmp)
+        imgs = "".join(
+            f'<figure><img alt="{p.stem}" src="data:image/png;base64,'
+            f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{p.stem}'
+            "</figcaption></figure>"
+            for p in pngs
+        )
+        chain = "".join(
+            f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(v)}</code></td></tr>"
+            for k, v in provenance(data)
+        )
+        page = (
+            "<!doctype html><html><head><meta charset='utf-8'><title>pipeline report</title>"
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+            "img{max-width:100%}th{text-align:left;padding-right:1em;vertical-align:top}"
+            "pre{background:#f4f4f4;padding:1em}</style></head><body>"
+            f"<h1>Run {html.escape(str(run_dir))}</h1><pre>{html.escape(summary_text(data))}"
+            f"</pre><h2>Plots</h2>{imgs}<h2>Provenance</h2><table>{chain}</table></body></html>"
+        )
+        (tmp / "report.html").write_text(page, encoding="utf-8")
     return out / "report.html"

@@ -15,7 +15,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import socket
 import sys
 import time
@@ -27,6 +26,8 @@ import pyarrow.fs as pafs
 
 import pipeline
 from pipeline import config as cfgmod
+from pipeline import outputs
+from pipeline.errors import EXIT_FAILED, PipelineError
 from pipeline.shards.format import sha256_file
 from pipeline.stage_config import PipelineConfig
 
@@ -43,18 +44,23 @@ _CODE = {
 }  # fmt: skip
 # Config keys that do not change a stage's output (where and how it runs).
 _NOT_OUTPUT = {
-    "parse": {"out"},
+    "parse": {"out", "overwrite"},
     "featurise": {"out", "pages", "overwrite"},
     "train": {"data", "run", "launcher", "np", "hosts", "network_interface", "compile"},
 }
 
 
-class RunError(RuntimeError):
-    """A stage of ``pipeline run`` failed, or the work dir is locked by a live run."""
+class RunError(PipelineError):
+    """A stage of ``pipeline run`` failed, or the work dir is locked by a live run.
 
-    def __init__(self, stage: str, message: str) -> None:
+    ``exit_code`` is 2 when the stage refused its config or output path before any work
+    (:class:`pipeline.errors.UsageError`), else 1.
+    """
+
+    def __init__(self, stage: str, message: str, exit_code: int = EXIT_FAILED) -> None:
         super().__init__(f"stage {stage} failed: {message}")
         self.stage = stage
+        self.exit_code = exit_code
 
 
 def _sha256(data: bytes) -> str:
@@ -234,17 +240,54 @@ def _write_fingerprint(folder: Path, rec: dict[str, Any]) -> None:
     os.replace(tmp, folder / FINGERPRINT)
 
 
-def _prepare_train(folder: Path, rec: dict[str, Any], fresh: bool) -> None:
+def _prepare_train(folder: Path, rec: dict[str, Any], fresh: bool, data: str) -> None:
     """Keep a run folder made for the same fingerprint (training resumes from its last
-    checkpoint); move a run of other inputs, or any run when ``fresh``, aside."""
+    checkpoint); move a run of other inputs, or any run when ``fresh``, aside under a new
+    name (nothing is deleted). Only a folder with this tool's train marker is touched.
+
+    Raises:
+        pipeline.errors.OutputError: the folder is not a run folder of this tool.
+    """
+    outputs.claim_run_folder(str(folder), data)
     old = recorded(folder)
-    if folder.exists() and (fresh or (old is not None and old != rec["sha256"])):
-        aside = folder.with_name(f"{folder.name}.superseded-{(old or 'unknown')[:12]}")
-        shutil.rmtree(aside, ignore_errors=True)
+    if fresh or (old is not None and old != rec["sha256"]):
+        base = f"{folder.name}.superseded-{(old or 'unknown')[:12]}"
+        aside, n = folder.with_name(base), 1
+        while aside.exists():
+            n += 1
+            aside = folder.with_name(f"{base}.{n}")
         folder.rename(aside)
         why = "forced" if fresh else "train inputs changed"
         print(f"pipeline run: {why}; moved the old run to {aside}")
+        outputs.claim_run_folder(str(folder), data)
     _write_fingerprint(folder, rec)
+
+
+def _claim_outputs(cfg: PipelineConfig, todo: list[str], dirs: dict[str, Path]) -> None:
+    """Before any stage runs: refuse an output folder of a stage to run that is not this
+    tool's output of that stage (``pipeline run`` owns only what it wrote).
+
+    Raises:
+        RunError: naming the stage, with exit code 2.
+    """
+    stage = "report"
+    try:
+        for stage in todo:
+            if stage == "train":
+                folder = str(dirs["train"])
+                outputs.check_not_input("train", folder, [str(dirs["featurise"])])
+                if os.path.isdir(folder) and os.listdir(folder):
+                    marker = outputs.read_marker(pafs.LocalFileSystem(), os.path.realpath(folder))
+                    if marker is None or marker["stage"] != "train":
+                        outputs.claim_run_folder(folder, str(dirs["featurise"]))
+            else:
+                outputs.claim_output(stage, str(dirs[stage]), overwrite=True)
+        stage = "report"
+        report = dirs["train"] / "report"
+        if report.exists():
+            outputs.claim_output("report", str(report), overwrite=True)
+    except PipelineError as e:
+        raise RunError(stage, str(e), e.exit_code) from e
 
 
 def _timings(work: Path) -> dict[str, Any]:
@@ -295,6 +338,7 @@ def run_pipeline(
             raise RunError("parse", str(e)) from e
         cache.save()
         todo = plan(cfg, fps, force)
+        _claim_outputs(cfg, todo, dirs)
         timings = _timings(work)
         for stage in STAGES:
             if stage not in todo:
@@ -334,7 +378,9 @@ def download_stage(cfg: PipelineConfig) -> list[Path]:
     print(f"pipeline run: download: {cfg.download.wiki} {cfg.download.date} "
           f"{cfg.download.kind} from {cfg.download.mirror} -> {out}", flush=True)  # fmt: skip
     try:
-        dumps = download_dump(cfg.download, out)
+        dumps = download_dump(replace(cfg.download, overwrite=True), out)
+    except PipelineError as e:
+        raise RunError("download", str(e), e.exit_code) from e
     except (DownloadError, ValueError) as e:
         raise RunError("download", str(e)) from e
     if not dumps:
@@ -354,7 +400,8 @@ def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path]
         if stage == "parse":
             from pipeline.spark.parse_stage import run_parse
 
-            stats = run_parse(cfg, fingerprint=rec)
+            pcfg = replace(cfg, parse=replace(cfg.parse, overwrite=True))
+            stats = run_parse(pcfg, fingerprint=rec)
             return {"pages": stats["totals"]["pages"],
                     "uncompressed_bytes": stats["totals"]["uncompressed_bytes"]}  # fmt: skip
         if stage == "featurise":
@@ -366,12 +413,14 @@ def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path]
             return {"tokens": m["totals"]["document_tokens"], "pages": m["pages"]["ok_pages"]}
         from pipeline.train.launch import run_train
 
-        _prepare_train(dirs["train"], rec, fresh)
+        _prepare_train(dirs["train"], rec, fresh, str(dirs["featurise"]))
         tcfg = replace(cfg, train=replace(cfg.train, data=str(dirs["featurise"])))
         summary = run_train(tcfg) or {}
         if not is_complete("train", dirs["train"], cfg):
             raise TrainError("training ended without exporting the model at max_steps")
         return {"steps": summary.get("steps"), "tokens_per_s": summary.get("tokens_per_s")}
+    except PipelineError as e:
+        raise RunError(stage, str(e), e.exit_code) from e
     except (DumpError, PagesError, ShardError, TrainError, ValueError, OSError) as e:
         raise RunError(stage, str(e)) from e
 
@@ -392,4 +441,4 @@ def _report(run: Path) -> str | None:
         from pipeline.report import write_report
     except ImportError:  # the report arrives with its own module
         return None
-    return str(write_report(run))
+    return str(write_report(run, overwrite=True))

@@ -91,6 +91,9 @@ class DownloadConfig:
     """Seconds before the first retry; doubled at each further retry, capped at 60."""
     timeout_s: float = 60.0
     """Seconds without any data on a connection before it counts as dropped."""
+    overwrite: bool = False
+    """Fetch again a file this tool downloaded before that no longer matches its published
+    sha1 (a file it did not write is never replaced)."""
 
     def __post_init__(self) -> None:
         if self.wiki is not None and not _WIKI.match(self.wiki):
@@ -133,6 +136,9 @@ class ParseConfig:
     """A truncated or corrupt input: ``fail`` the job naming the file and position and
     publish nothing, or ``keep`` every complete page before the damage and record the
     damage in ``stats.json``."""
+    overwrite: bool = False
+    """Replace an existing output folder, which must be a previous parse output (it holds
+    the ``_pipeline_output.json`` marker); only its own files are deleted."""
 
     def __post_init__(self) -> None:
         if self.max_wikitext_bytes < 1:
@@ -167,7 +173,8 @@ class FeaturiseConfig:
     dtype: Literal["auto", "uint16", "uint32"] = "auto"
     """Token dtype of the shards: ``auto`` is uint16 when the vocabulary fits, else uint32."""
     overwrite: bool = False
-    """Replace an existing output made from other inputs."""
+    """Replace an existing output folder, which must be a previous featurise output (it
+    holds the ``_pipeline_output.json`` marker); only its own files are deleted."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:

@@ -26,8 +26,6 @@ import math
 import time
 from typing import Any
 
-import pyarrow.fs as pafs
-
 import pipeline
 from pipeline import config as cfgmod
 from pipeline.fs import filesystem
@@ -114,28 +112,6 @@ def _balance(df, counts, val_fraction: float) -> dict[str, str]:
     return forced
 
 
-def _check_paths(pages_uri: str, out: str) -> None:
-    a = filesystem(pages_uri)[1].rstrip("/") + "/"
-    b = filesystem(out)[1].rstrip("/") + "/"
-    if a.startswith(b) or b.startswith(a):
-        raise fmt.ShardError(
-            f"output {out} and input {pages_uri} overlap (one is inside the other); choose "
-            "another featurise.out"
-        )
-
-
-def _existing_inputs(out: str) -> str | None:
-    """The pages fingerprint of a committed output at ``out``, or None if there is none."""
-    fs, path = filesystem(out)
-    if fs.get_file_info(f"{path}/{fmt.MANIFEST}").type != pafs.FileType.File:
-        return None
-    try:
-        with fs.open_input_stream(f"{path}/{fmt.MANIFEST}", compression=None) as f:
-            return json.loads(f.read())["pages"]["stats_sha256"]
-    except (ValueError, KeyError, TypeError):
-        return "unreadable"
-
-
 def _read_tokenizer_file(uri: str) -> bytes:
     fs, path = filesystem(uri)
     try:
@@ -156,8 +132,10 @@ def run_featurise(
     Raises:
         pipeline.wiki.pages.PagesError: the pages folder is incomplete or of another schema.
         pipeline.shards.format.ShardError: no ``ok`` pages, a given tokenizer without
-            ``<|endoftext|>`` or too big for the dtype, overlapping input and output, or an
-            existing output made from other pages without ``featurise.overwrite``.
+            ``<|endoftext|>`` or too big for the dtype.
+        pipeline.errors.OutputError: the output overlaps the pages folder or the given
+            tokenizer, or holds anything but a previous featurise output (which needs
+            ``featurise.overwrite``); before any work (:mod:`pipeline.outputs`).
         All before anything is published; a failure leaves the old output untouched.
     """
     started = time.perf_counter()
@@ -169,15 +147,10 @@ def run_featurise(
     fc = cfg.featurise
     pages_uri = cfg.stage_path(fc.pages, "pages")
     out = cfg.stage_path(fc.out, "shards")
-    _check_paths(pages_uri, out)
+    inputs = (pages_uri, fc.tokenizer) if fc.tokenizer else (pages_uri,)
+    staged = StagedOutput(out, "featurise", overwrite=fc.overwrite, inputs=inputs)
     stats, files = read_pages_dir(pages_uri)
     stats_sha = hashlib.sha256(json.dumps(stats, sort_keys=True).encode()).hexdigest()
-    previous = _existing_inputs(out)
-    if previous is not None and previous != stats_sha and not fc.overwrite:
-        raise fmt.ShardError(
-            f"{out} holds shards made from other pages; pass --overwrite "
-            "(featurise.overwrite=true) to replace them, or choose another featurise.out"
-        )
     given = None
     if fc.tokenizer:
         given = load_tokenizer(_read_tokenizer_file(fc.tokenizer), fc.tokenizer)
@@ -257,7 +230,7 @@ def run_featurise(
     )
     bucket = bucket.otherwise(F.pmod("bucket_hash", F.lit(buckets.get("val", 1))))
     n_tasks = sum(buckets.values())
-    with StagedOutput(out) as stage:
+    with staged as stage:
         tmp = f"{stage.uri}/_attempts"
         stage.fs.create_dir(f"{stage.staging}/_attempts")
         spec = PackSpec(tok_json, eot_id, fc.block_size, dtype, fc.shard_bytes, tmp)

@@ -11,14 +11,14 @@ import functools
 import re
 import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import yaml
 
 import pipeline
 from pipeline import config as cfgmod
-from pipeline.fs import filesystem
+from pipeline.outputs import check_not_input
 from pipeline.spark.commit import StagedOutput
 from pipeline.spark.progress import run_with_progress
 from pipeline.spark.session import build_spark_session
@@ -102,15 +102,17 @@ def run_parse(
     Raises:
         DumpError: missing input, unreadable or mismatched index, a 7z dump, or damaged
             input with ``parse.on_damaged=fail`` — before anything is published.
-        ValueError: the output folder is inside an input folder.
+        pipeline.errors.OutputError: the output is, holds or lies inside an input, or
+            holds anything but a previous parse output (which needs ``parse.overwrite``);
+            before any work (:mod:`pipeline.outputs`).
     """
     started = time.perf_counter()
     out = cfg.stage_path(cfg.parse.out, "pages")
-    out_abs = filesystem(out)[1].rstrip("/") + "/"
-    for item in cfg.parse.input:
-        if out_abs.startswith(filesystem(item)[1].rstrip("/") + "/"):
-            raise ValueError(f"output {out} is inside input {item}; choose another parse.out")
+    check_not_input("parse", out, cfg.parse.input)  # before listing: an input may be empty
     files = sources.expand_inputs(cfg.parse.input)
+    inputs = [*cfg.parse.input, *(uri for uri, _ in files)]
+    inputs += [ix for ix in (sources.index_for(uri) for uri, _ in files) if ix]
+    staged = StagedOutput(out, "parse", overwrite=cfg.parse.overwrite, inputs=tuple(inputs))
     tasks = sources.plan_tasks(files, cfg.parse.split_bytes)
     opts = pages.ParseOptions(
         namespaces=tuple(cfg.parse.namespaces),
@@ -120,7 +122,7 @@ def run_parse(
     )
     spark = build_spark_session(cfg.spark)
     sc = spark.sparkContext
-    with StagedOutput(out) as stage:
+    with staged as stage:
         fn = functools.partial(_partition, opts, stage.uri)
         rdd = sc.parallelize(tasks, len(tasks)).mapPartitions(fn)
         try:
@@ -142,19 +144,19 @@ def run_parse(
         for leftover in set(stage.listdir()) - set(names):
             stage.delete(leftover)  # files of failed or speculative attempts
         stats = _summarise(files, tasks, results)
+        # Recorded with overwrite off: how the output was replaced is not what it holds.
+        resolved = cfgmod.to_dict(replace(cfg, parse=replace(cfg.parse, overwrite=False)))
         stats.update(
             format="pages",
             version=STATS_VERSION,
             files=names,
             code_version=pipeline.__version__,
-            config=cfgmod.to_dict(cfg),
+            config=resolved,
         )
         stage.write_json("stats.json", stats)
         if fingerprint is not None:
             stage.write_json("fingerprint.json", fingerprint)
-        stage.write_bytes(
-            "config.yaml", yaml.safe_dump(cfgmod.to_dict(cfg), sort_keys=False).encode()
-        )
+        stage.write_bytes("config.yaml", yaml.safe_dump(resolved, sort_keys=False).encode())
     # Wall time is returned, not written: stats.json keeps the same bytes on a re-run.
     stats["seconds"] = round(time.perf_counter() - started, 3)
     return stats

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config as cfgmod
+from pipeline.outputs import claim_run_folder
 from pipeline.shards.format import ShardError, load_manifest
 from pipeline.stage_config import PipelineConfig
 from pipeline.train import dist
@@ -97,6 +98,8 @@ def run_train(cfg: PipelineConfig, *, stop_after: int | None = None) -> dict[str
     Raises:
         TrainError: bad settings, a failed rank (naming it), a non-finite loss, an
             incompatible checkpoint.
+        pipeline.errors.OutputError: the run folder overlaps the shards or holds files
+            this tool did not write (:func:`pipeline.outputs.claim_run_folder`).
         ShardError: unusable shards.
     """
     if dist.in_horovodrun():  # a rank of a job the launcher (the parent) reports on
@@ -109,6 +112,7 @@ def run_train(cfg: PipelineConfig, *, stop_after: int | None = None) -> dict[str
             f"train.launcher=local runs one rank in this process, but train.np is {tc.np}; "
             "use --launcher horovodrun or spark for several ranks"
         )
+    claim_run_folder(run_dir(cfg), data_dir(cfg))
     precheck(cfg)
     config_path = save_config(cfg, run_dir(cfg))
     if tc.launcher == "local" or (tc.launcher == "horovodrun" and tc.np == 1 and not tc.hosts):

@@ -13,7 +13,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.errors import OutputError
 from pipeline.inspect import describe_pages, describe_shards
+from pipeline.outputs import MARKER
 from pipeline.shards import format as fmt
 from pipeline.shards.tokenize import document, key_fractions, load_tokenizer
 from pipeline.spark.featurise_stage import _keyed, run_featurise
@@ -119,7 +121,7 @@ def test_same_bytes_with_local1_in_a_fresh_process_and_on_rerun(pages, en_shards
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert digests(other) == before
-    featurise(pages["en"], out)  # a re-run over the same output replaces it: same bytes
+    featurise(pages["en"], out, "featurise.overwrite=true")  # replaced: the same bytes
     assert digests(out) == before
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
 
@@ -152,7 +154,7 @@ def test_bad_inputs_are_refused_before_anything_is_written(pages, en_shards, tmp
         featurise(incomplete, tmp_path / "a")
     with pytest.raises(fmt.ShardError, match="holds no ok pages"):
         featurise(pages["none"], tmp_path / "b")
-    with pytest.raises(fmt.ShardError, match="overlap"):
+    with pytest.raises(OutputError, match="lies inside the input"):
         featurise(pages["en"], pages["en"] / "shards")
     no_eot = tmp_path / "noeot.json"
     tok = json.loads((en_shards[0] / "tokenizer.json").read_text())
@@ -164,13 +166,17 @@ def test_bad_inputs_are_refused_before_anything_is_written(pages, en_shards, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["incomplete", "noeot.json"]
 
 
-def test_existing_output_of_other_pages_needs_overwrite(pages, tmp_path) -> None:
+def test_existing_output_needs_overwrite_and_keeps_foreign_files(pages, tmp_path) -> None:
     out = tmp_path / "shards"
     featurise(pages["de"], out, "featurise.vocab_size=1000")
+    (out / "NOTES.md").write_text("my notes on these shards")
     before = digests(out)
-    with pytest.raises(fmt.ShardError, match="made from other pages"):
+    with pytest.raises(OutputError, match="holds a previous featurise output; pass --overwrite"):
         featurise(pages["en"], out)
     assert digests(out) == before  # the old output is untouched
     m = featurise(pages["en"], out, "featurise.overwrite=true")
     assert m["pages"]["ok_pages"] == 106
+    assert (out / "NOTES.md").read_text() == "my notes on these shards"
+    listed = set(json.loads((out / MARKER).read_text())["files"])
+    assert {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} == listed | {"NOTES.md"}
     assert fmt.load_manifest(str(out)).data["pages"]["ok_pages"] == 106

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.errors import OutputError
 from pipeline.spark.parse_stage import run_parse
 from pipeline.stage_config import load_config
 from pipeline.wiki.xmlpages import DumpError
@@ -49,10 +52,11 @@ def test_rerun_replaces_output_with_same_bytes(spark, wiki_data: Path, tmp_path)
     out = tmp_path / "pages"
     parse([dump], out, "parse.split_bytes=1")
     first = {p.name: p.read_bytes() for p in out.iterdir()}
-    (out / "stray.txt").write_text("from an older run")
-    parse([dump], out, "parse.split_bytes=1")
+    (out / "stray.txt").write_text("not ours: kept")
+    parse([dump], out, "parse.split_bytes=1", "parse.overwrite=true")
     second = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert first == second  # same bytes, stray file gone with the old output
+    assert second.pop("stray.txt") == b"not ours: kept"
+    assert first == second  # same bytes, stats.json and config.yaml included
     assert hidden(out) == []
 
 
@@ -84,8 +88,62 @@ def test_empty_dump_commits_an_empty_table(spark, wiki_data: Path, tmp_path: Pat
 
 
 def test_output_inside_input_is_refused(spark, tmp_path: Path, wiki_data: Path) -> None:
-    with pytest.raises(ValueError, match="is inside input"):
+    with pytest.raises(OutputError, match="lies inside the input"):
         parse([str(tmp_path)], tmp_path / "pages")
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_out_holding_the_input_dump_is_refused(spark, tmp_path: Path, wiki_data: Path) -> None:
+    """Issue 12: `parse --input data/dump.xml.bz2 --out data` deleted the dump."""
+    data = tmp_path / "data"
+    data.mkdir()
+    dump = data / "enwiki-20250201-tiny_dump.xml.bz2"
+    shutil.copyfile(wiki_data / dump.name, dump)
+    (data / "notes.txt").write_text("mine")
+    before = snapshot(data)
+    for extra in ([], ["parse.overwrite=true"]):
+        with pytest.raises(OutputError, match="holds the input"):
+            parse([str(dump)], data, *extra)
+        assert snapshot(data) == before
+    link = tmp_path / "link"
+    link.symlink_to(data)
+    with pytest.raises(OutputError, match="holds the input"):
+        parse([str(link / dump.name)], data)
+    assert snapshot(data) == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "data", "link"
+    ]  # fmt: skip
+
+
+def test_unrelated_folder_is_refused_and_previous_output_needs_overwrite(
+    spark, tmp_path: Path, wiki_data: Path
+) -> None:
+    dump = str(wiki_data / "enwiki-20250201-tiny_dump.xml.bz2")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "cat.jpg").write_bytes(bytes(range(256)) * 8)
+    before = snapshot(photos)
+    with pytest.raises(OutputError, match=r"holds files this tool did not write \(cat\.jpg\)"):
+        parse([dump], photos, "parse.overwrite=true")
+    assert snapshot(photos) == before
+    out = tmp_path / "pages"
+    parse([dump], out)
+    first = snapshot(out)
+    (out / "README.md").write_text("what these pages are for")
+    with pytest.raises(OutputError, match="holds a previous parse output; pass --overwrite"):
+        parse([dump], out)
+    parse([dump], out, "parse.overwrite=true")
+    assert (out / "README.md").read_text() == "what these pages are for"
+    parts = {k: v for k, v in first.items() if k.startswith("part-")}
+    assert {k: v for k, v in snapshot(out).items() if k.startswith("part-")} == parts
+    assert set(snapshot(out)) == set(first) | {"README.md"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pages", "photos"]
 
 
 def test_dtd_is_refused_by_the_job(spark, tmp_path: Path) -> None:

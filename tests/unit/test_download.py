@@ -24,6 +24,8 @@ from pipeline import config as cfgmod
 from pipeline import download as dl
 from pipeline.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from pipeline.download import ChecksumError, DownloadError, download_dump
+from pipeline.errors import OutputError
+from pipeline.outputs import MARKER, marker_bytes, marker_record
 from pipeline.stage_config import DownloadConfig, DumpKind
 from pipeline.wiki import sources
 
@@ -186,6 +188,14 @@ def cfg_for(mirror: Mirror, **kw: object) -> DownloadConfig:
     return DownloadConfig(**{**base, **kw})
 
 
+def earlier_part(folder: Path, data: bytes) -> None:
+    """A ``.part`` left by an earlier run of this tool (listed in the folder's marker)."""
+    folder.mkdir(parents=True)
+    (folder / f"{DUMP}.part").write_bytes(data)
+    rec = marker_record("download", [DUMP, f"{DUMP}.part"])
+    (folder / MARKER).write_bytes(marker_bytes(rec))
+
+
 def fetch(mirror: Mirror, out: Path, **kw: object) -> tuple[list[Path], list[str]]:
     logs: list[str] = []
     paths = download_dump(cfg_for(mirror, **kw), out, progress=False, log=logs.append)
@@ -198,7 +208,10 @@ def test_download_verifies_and_pairs_as_multistream(
     paths, logs = fetch(mirror, tmp_path / "dumps")
     folder = tmp_path / "dumps" / WIKI / DATE
     assert paths == [folder / DUMP]
-    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [INDEX, DUMP]
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
+        MARKER, INDEX, DUMP
+    ]  # fmt: skip
+    assert set(json.loads((folder / MARKER).read_text())["files"]) >= {INDEX, DUMP}
     assert (folder / DUMP).read_bytes() == (wiki_data / SAMPLE).read_bytes()
     assert (folder / INDEX).read_bytes() == (wiki_data / SAMPLE_INDEX).read_bytes()
     assert all(r.range is None for r in mirror.log)
@@ -234,8 +247,7 @@ def test_resume_a_part_left_by_an_earlier_run(
     mirror: Mirror, tmp_path: Path, wiki_data: Path
 ) -> None:
     folder = tmp_path / WIKI / DATE
-    folder.mkdir(parents=True)
-    (folder / f"{DUMP}.part").write_bytes((wiki_data / SAMPLE).read_bytes()[:4000])
+    earlier_part(folder, (wiki_data / SAMPLE).read_bytes()[:4000])
     paths, _ = fetch(mirror, tmp_path)
     assert [r.range for r in mirror.gets(DUMP)] == ["bytes=4000-"]
     assert paths[0].read_bytes() == (wiki_data / SAMPLE).read_bytes()
@@ -247,8 +259,7 @@ def test_server_ignoring_range_restarts_from_zero(
 ) -> None:
     mirror.ignore_range = True
     folder = tmp_path / WIKI / DATE
-    folder.mkdir(parents=True)
-    (folder / f"{DUMP}.part").write_bytes((wiki_data / SAMPLE).read_bytes()[:4000])
+    earlier_part(folder, (wiki_data / SAMPLE).read_bytes()[:4000])
     paths, logs = fetch(mirror, tmp_path)
     assert [(r.range, r.status) for r in mirror.gets(DUMP)] == [("bytes=4000-", 200)]
     assert paths[0].read_bytes() == (wiki_data / SAMPLE).read_bytes()
@@ -259,8 +270,7 @@ def test_bad_resumed_prefix_is_fetched_again_from_zero(
     mirror: Mirror, tmp_path: Path, wiki_data: Path
 ) -> None:
     folder = tmp_path / WIKI / DATE
-    folder.mkdir(parents=True)
-    (folder / f"{DUMP}.part").write_bytes(b"\0" * 4000)
+    earlier_part(folder, b"\0" * 4000)
     paths, _ = fetch(mirror, tmp_path)
     assert [r.range for r in mirror.gets(DUMP)] == ["bytes=4000-", None]
     assert paths[0].read_bytes() == (wiki_data / SAMPLE).read_bytes()
@@ -300,9 +310,28 @@ def test_already_downloaded_is_skipped_and_a_bad_copy_replaced(
     assert not mirror.gets(DUMP) and not mirror.gets(INDEX)
     path = tmp_path / WIKI / DATE / DUMP
     path.write_bytes(b"x" * path.stat().st_size)
-    _, logs = fetch(mirror, tmp_path)
+    with pytest.raises(OutputError, match="no longer matches the published sha1; pass --overw"):
+        fetch(mirror, tmp_path)
+    assert path.read_bytes() == b"x" * path.stat().st_size and not mirror.gets(DUMP)
+    _, logs = fetch(mirror, tmp_path, overwrite=True)
     assert len(mirror.gets(DUMP)) == 1
     assert path.read_bytes() == (wiki_data / SAMPLE).read_bytes()
+
+
+def test_files_this_tool_did_not_write_are_never_replaced(mirror: Mirror, tmp_path: Path) -> None:
+    folder = tmp_path / WIKI / DATE
+    folder.mkdir(parents=True)
+    (folder / DUMP).write_bytes(b"the user's own file")
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match="was not written by pipeline download and does"):
+            fetch(mirror, tmp_path, overwrite=overwrite)
+    assert (folder / DUMP).read_bytes() == b"the user's own file"
+    (folder / DUMP).unlink()
+    (folder / f"{DUMP}.part").write_bytes(b"someone else's partial file")
+    with pytest.raises(OutputError, match=r"\.part exists and was not written by pipeline"):
+        fetch(mirror, tmp_path, overwrite=True)
+    assert (folder / f"{DUMP}.part").read_bytes() == b"someone else's partial file"
+    assert not mirror.gets(DUMP)
 
 
 def test_missing_job_is_a_clear_error(mirror: Mirror, tmp_path: Path) -> None:
