@@ -7,7 +7,8 @@ exports ``HOROVOD_RANK``) ``pipeline train`` trains as that rank instead of laun
 again. By hand, the same: ``horovodrun -np 2 -H localhost:2 --gloo --network-interface lo
 python jobs/train.py conf/local.yaml --data SHARDS --run RUN``.
 
-Exit status 0 on success, 1 when training failed (the error is printed on stderr).
+Exit status 0 on success, 1 when training failed, 2 on bad usage or config; the error
+is one line on stderr (``--debug`` or ``PIPELINE_DEBUG=1`` shows the traceback).
 """
 
 import sys

@@ -8,12 +8,20 @@ Positional arguments ending in ``.yaml``/``.yml`` name the config file (or use
 ``--config``); those containing ``=`` are overrides. Stage flags such as ``--out`` are
 shorthands for overrides. Precedence: command line > config file > defaults.
 
-Exit codes: 0 success; 1 a stage failed; 2 bad usage or config.
+Exit codes: 0 success; 1 a stage failed; 2 bad usage or config; 130 interrupted.
+
+Every expected failure (bad config, missing or damaged input, a corrupt checkpoint, a full
+disk, a denied path, a lost rank, a failed Spark task) is printed as one or two lines,
+``pipeline CMD: error: WHAT; WHAT TO DO``, never as a traceback; ``--debug`` (or
+``PIPELINE_DEBUG=1``) lets the traceback through instead. Anything else is reported as an
+internal error, in one line too.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import get_args
@@ -22,9 +30,11 @@ import yaml
 
 import pipeline
 from pipeline import config as cfgmod
+from pipeline.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PipelineError
 from pipeline.stage_config import DumpKind, PipelineConfig, load_config
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130
+DEBUG_ENV = "PIPELINE_DEBUG"
 
 # subcommand -> (help, the issue that built it)
 _SUBCOMMANDS: dict[str, tuple[str, int]] = {
@@ -40,7 +50,18 @@ _SUBCOMMANDS: dict[str, tuple[str, int]] = {
 }
 
 
+def _debug_flag(p: argparse.ArgumentParser, default: object) -> None:
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help=f"show the full traceback of a failure (or set {DEBUG_ENV}=1)",
+    )
+
+
 def _common(p: argparse.ArgumentParser, *, takes_config: bool = True) -> None:
+    # SUPPRESS: a sub-parser's default would overwrite a top-level --debug.
+    _debug_flag(p, argparse.SUPPRESS)
     if not takes_config:
         return
     p.add_argument("-c", "--config", metavar="FILE", help="YAML config preset (see conf/)")
@@ -62,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Config: pipeline SUBCOMMAND --help-config lists every key.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {pipeline.__version__}")
+    _debug_flag(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     ps = {
         name: sub.add_parser(name, help=h, description=h) for name, (h, _) in _SUBCOMMANDS.items()
@@ -73,12 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=list(get_args(DumpKind)), help="which dump (download.kind)")
     p.add_argument("--out", metavar="DIR", help="download folder (download.out)")
     p.add_argument("--mirror", metavar="URL", help="mirror base URL (download.mirror)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing download (download.overwrite)"
+    )
 
     p = ps["parse"]
     p.add_argument(
         "--input", "--dump", action="append", metavar="PATH", help="dump file/folder/glob/URI"
     )
     p.add_argument("--out", metavar="DIR", help="output pages folder (parse.out)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a previous pages output (parse.overwrite)"
+    )
 
     p = ps["featurise"]
     p.add_argument("--pages", metavar="DIR", help="input pages folder (featurise.pages)")
@@ -114,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
 
     ps["inspect"].add_argument("path", metavar="DIR", help="a pages/ or shards/ folder")
-    ps["report"].add_argument("path", metavar="RUN_DIR", help="a runs/NAME folder")
+    p = ps["report"]
+    p.add_argument("path", metavar="RUN_DIR", help="a runs/NAME folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p = ps["bench"]
     p.add_argument("name", nargs="?", default="all", choices=["all", "parse", "featurise", "train"])
     p.add_argument("--out", metavar="DIR", default="work/bench", help="bench.json/bench.md folder")
@@ -132,11 +162,11 @@ def _flag_overrides(ns: argparse.Namespace) -> list[str]:
     if cmd == "download":
         pairs += [("download.wiki", ns.wiki), ("download.date", ns.date)]
         pairs += [("download.kind", ns.kind), ("download.out", ns.out)]
-        pairs += [("download.mirror", ns.mirror)]
+        pairs += [("download.mirror", ns.mirror), ("download.overwrite", ns.overwrite or None)]
     elif cmd == "parse":
         if ns.input:
             pairs.append(("parse.input", yaml.safe_dump(ns.input, default_flow_style=True)))
-        pairs += [("parse.out", ns.out)]
+        pairs += [("parse.out", ns.out), ("parse.overwrite", ns.overwrite or None)]
     elif cmd == "featurise":
         pairs += [("featurise.pages", ns.pages), ("featurise.out", ns.out)]
         pairs += [("featurise.tokenizer", ns.tokenizer)]
@@ -199,8 +229,156 @@ HANDLERS: dict[str, Callable[[PipelineConfig | None, argparse.Namespace], int]] 
 }
 
 
+# Where each command writes, and the flag that moves it: named when the disk refuses.
+def _output_of(cmd: str, cfg: PipelineConfig | None, ns: argparse.Namespace) -> tuple[str, str]:
+    if cfg is not None:
+        if cmd == "parse":
+            return cfg.stage_path(cfg.parse.out, "pages"), "--out (parse.out)"
+        if cmd == "featurise":
+            return cfg.stage_path(cfg.featurise.out, "shards"), "--out (featurise.out)"
+        if cmd == "train":
+            run = cfg.stage_path(cfg.train.run, os.path.join("runs", cfg.train.name))
+            return run, "--run (train.run)"
+        if cmd == "download":
+            return cfg.stage_path(cfg.download.out, "dumps"), "--out (download.out)"
+        if cmd == "run":
+            return cfg.work_dir, "--work-dir (work_dir)"
+    if cmd == "bench":
+        return ns.out, "--out"
+    if cmd == "report":
+        return ns.path, "run folder"
+    return "", ""
+
+
+def os_error_message(e: OSError, output: str = "", flag: str = "") -> str:
+    """One line for a failed file operation: the file, the cause and what to do.
+
+    Args:
+        e: the error; its ``filename`` (else ``output``) is named.
+        output: the folder the command writes, when known (named for a full disk).
+        flag: the option choosing that folder, e.g. ``--out (parse.out)``.
+    """
+    code = e.errno
+    cause = os.strerror(code).lower() if code else (e.strerror or str(e) or type(e).__name__)
+    file = None if e.filename in (None, "") else str(e.filename)
+    if file is not None and getattr(e, "filename2", None):
+        file = f"{file} -> {e.filename2}"
+    if file is not None:
+        head = f"{file}: {cause}"
+    elif output:
+        head = f"{cause} while writing {output}"
+    else:
+        head = cause
+    elsewhere = f" or choose another {flag}" if flag else ""
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        disk = output or (os.path.dirname(str(e.filename)) if file else "")
+        what = "free space on the disk" if code == errno.ENOSPC else "free space in your quota"
+        holding = f" holding {disk}" if disk and file else ""
+        return f"{head}; {what}{holding}{elsewhere}, then re-run"
+    if code in (errno.EACCES, errno.EPERM):
+        return f"{head}; give this user access to it{elsewhere}"
+    if code == errno.EROFS:
+        return f"{head}; choose another {flag} on a writable disk" if flag else f"{head}"
+    if code == errno.ENOENT:
+        return f"{head}; check the path"
+    return f"{head} ({errno.errorcode.get(code, code)})" if code else head
+
+
+# Stage errors that predate pipeline.errors, by class name (imported lazily elsewhere;
+# matched by name here so that a failure report never imports torch or pyspark).
+_STAGE_ERRORS = frozenset({
+    "DumpError", "PagesError", "ShardError", "TrainError", "CheckpointError", "ExportError",
+    "DownloadError", "RunError",
+})  # fmt: skip
+
+
+def _names(e: BaseException) -> set[str]:
+    return {c.__name__ for c in type(e).__mro__ if c.__module__.startswith("pipeline")}
+
+
+def failure_report(
+    e: BaseException, cmd: str, cfg: PipelineConfig | None = None, ns: object = None
+) -> tuple[list[str], int]:
+    """The lines to print (without the ``pipeline CMD:`` prefix) and the exit code of a
+    failed command, for any exception; never a traceback.
+
+    Expected failures (:class:`~pipeline.errors.PipelineError`, config and stage errors,
+    ``OSError``, a Spark job failed by one of these) say what and what to do; anything
+    else is an internal error that names ``--debug``.
+    """
+    out, flag = _output_of(cmd, cfg, ns) if ns is not None else ("", "")
+    if isinstance(e, KeyboardInterrupt):
+        return ["interrupted"], EXIT_INTERRUPTED
+    if isinstance(e, cfgmod.ConfigError):
+        return [f"config error: {e}"], EXIT_USAGE
+    names = _names(e)
+    code = getattr(e, "exit_code", EXIT_FAILED)
+    if "RunError" in names:
+        # "stage X failed: ..."; a disk or Spark failure below it is described here
+        cause = e.__cause__
+        if cause is not None and not (_names(cause) & _STAGE_ERRORS):
+            lines, _ = failure_report(cause, cmd, cfg, ns)
+            inner = lines[0].removeprefix("error: ")
+            if not inner.startswith("internal error"):
+                return [f"stage {getattr(e, 'stage', '?')} failed: {inner}"], code
+        return [str(e)], code
+    if isinstance(e, PipelineError):
+        return [f"error: {e}"], e.exit_code
+    if names & _STAGE_ERRORS:
+        return [f"error: {e}"], EXIT_FAILED
+    if isinstance(e, OSError):
+        return [f"error: {os_error_message(e, out, flag)}"], EXIT_FAILED
+    from pipeline.spark import errors as spark_errors
+
+    if spark_errors.is_spark_error(e):
+        cause = spark_errors.cause_of(e)
+        if cause is not None:
+            return failure_report(cause, cmd, cfg, ns)
+        return [
+            f"error: internal error: a Spark job failed: {spark_errors.summary(e)}; re-run "
+            "with --debug for the traceback, and report it"
+        ], EXIT_FAILED
+    text = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+    what = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return [
+        f"error: internal error: {what}; re-run with --debug for the traceback, and report it"
+    ], EXIT_FAILED
+
+
+# A second line after a failure of these stages (exit 1): what the user can rely on.
+_AFTER_FAILURE = {
+    "parse": "nothing was published.",
+    "featurise": "nothing was published.",
+}
+
+
+def _run(ns: argparse.Namespace, state: dict[str, object]) -> int:
+    cfg: PipelineConfig | None = None
+    if hasattr(ns, "args"):
+        if ns.help_config:
+            _print_keys()
+            return EXIT_OK
+        cfg = resolve_config(ns)
+        state["cfg"] = cfg
+        if ns.print_config:
+            print(yaml.safe_dump(cfgmod.to_dict(cfg), sort_keys=False), end="")
+            return EXIT_OK
+    return HANDLERS[ns.command](cfg, ns)
+
+
+def debug_enabled(ns: argparse.Namespace | None = None) -> bool:
+    """True when ``--debug`` was given or ``PIPELINE_DEBUG`` is set to a true value."""
+    env = os.environ.get(DEBUG_ENV, "").strip().lower()
+    return bool(getattr(ns, "debug", False)) or env not in ("", "0", "false", "no", "off")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``pipeline`` console script; returns the process exit code."""
+    """Entry point of the ``pipeline`` console script; returns the process exit code.
+
+    A failure is printed as one or two lines and mapped to its exit code (see the module
+    docstring); with ``--debug`` or ``PIPELINE_DEBUG=1`` the exception propagates instead,
+    so Python prints its traceback.
+    """
     parser = build_parser()
     # parse_known_args + this loop lets overrides and config files sit anywhere among
     # the flags (argparse's nargs="*" only takes one contiguous run of positionals).
@@ -209,20 +387,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arg.startswith("-") or not hasattr(ns, "args"):
             parser.error(f"unrecognized arguments: {arg}")
         ns.args.append(arg)
-    cfg: PipelineConfig | None = None
-    if hasattr(ns, "args"):
-        if ns.help_config:
-            _print_keys()
-            return EXIT_OK
-        try:
-            cfg = resolve_config(ns)
-        except cfgmod.ConfigError as e:
-            print(f"pipeline {ns.command}: config error: {e}", file=sys.stderr)
-            return EXIT_USAGE
-        if ns.print_config:
-            print(yaml.safe_dump(cfgmod.to_dict(cfg), sort_keys=False), end="")
-            return EXIT_OK
-    return HANDLERS[ns.command](cfg, ns)
+    debug = debug_enabled(ns)
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # ranks and Spark workers started from here inherit it
+    state: dict[str, object] = {}
+    try:
+        return _run(ns, state)
+    except Exception as e:
+        if debug:
+            raise
+        lines, code = failure_report(e, ns.command, state.get("cfg"), ns)  # type: ignore[arg-type]
+    except KeyboardInterrupt as e:
+        if debug:
+            raise
+        lines, code = failure_report(e, ns.command)
+    if code == EXIT_FAILED and ns.command in _AFTER_FAILURE and lines[0].startswith("error"):
+        lines.append(_AFTER_FAILURE[ns.command])
+    for line in lines[:2]:
+        print(f"pipeline {ns.command}: {line}", file=sys.stderr, flush=True)
+    return code
 
 
 if __name__ == "__main__":

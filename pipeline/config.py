@@ -15,6 +15,7 @@ import ast
 import dataclasses
 import inspect
 import os
+import re
 import tempfile
 import types
 import typing
@@ -84,6 +85,50 @@ def _type_name(tp: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------
+# YAML: plain values only, errors with their position
+# ---------------------------------------------------------------------------------------
+
+_TAG = re.compile(r"constructor for the tag '([^']*)'")
+
+
+def _short_tag(tag: str) -> str:
+    """``tag:yaml.org,2002:python/object:os.system`` -> ``!!python/object:os.system``."""
+    return "!!" + tag[len("tag:yaml.org,2002:") :] if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+def yaml_problem(e: yaml.YAMLError, *, position: bool = True) -> str:
+    """Position and cause of a YAML error: ``at line 3, column 7: tag !!python/object is
+    not allowed; only plain YAML is read`` (the position when the error has one)."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark and position else ""
+    problem = str(getattr(e, "problem", None) or e).strip()
+    m = _TAG.search(problem)
+    if m:
+        return (
+            f"{pos}: tag {_short_tag(m.group(1))} is not allowed; only plain YAML is read "
+            "(no !! tags)"
+        )
+    return f"{pos}: invalid YAML: {problem}"
+
+
+def safe_yaml(text: str, where: str, *, position: bool = True) -> Any:
+    """``yaml.safe_load(text)``; a YAML error or a ``!!python/...`` tag becomes a
+    :class:`ConfigError` naming ``where`` (a file, an override) and the line and column."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}{yaml_problem(e, position=position)}") from None
+
+
+def _check_tagless(value: str, key: str) -> None:
+    if value.lstrip().startswith("!!"):
+        tag = value.strip().split()[0]
+        raise ConfigError(
+            f"override {key}={value}: tag {tag} is not allowed; only plain YAML values are read"
+        )
+
+
+# ---------------------------------------------------------------------------------------
 # value checking and coercion
 # ---------------------------------------------------------------------------------------
 
@@ -99,6 +144,8 @@ def _check(value: Any, tp: Any, key: str, from_text: bool) -> Any:
     ``train.steps=10`` becomes an int). File values keep their YAML type and must match.
     """
     bad = ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if from_text and isinstance(value, str):
+        _check_tagless(value, key)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
@@ -152,10 +199,9 @@ def _check(value: Any, tp: Any, key: str, from_text: bool) -> Any:
             # "[a, b]" is a YAML flow list; anything else is one element (so a glob such as
             # "*.bz2", which YAML would read as an alias, stays a path).
             if value.strip().startswith("["):
-                try:
-                    items = yaml.safe_load(value)
-                except yaml.YAMLError:
-                    raise bad from None
+                items = safe_yaml(value, f"override {key}={value}", position=False)
+                if not isinstance(items, list):
+                    raise bad
                 return [_check(v, arg, f"{key}[{i}]", False) for i, v in enumerate(items)]
             return [_check(value, arg, f"{key}[0]", True)]
         if not isinstance(value, list):
@@ -163,7 +209,7 @@ def _check(value: Any, tp: Any, key: str, from_text: bool) -> Any:
         return [_check(v, arg, f"{key}[{i}]", from_text) for i, v in enumerate(value)]
     if origin is dict:
         if from_text and isinstance(value, str):
-            value = yaml.safe_load(value)
+            value = safe_yaml(value, f"override {key}={value}", position=False)
         if not isinstance(value, dict):
             raise bad
         kt, vt = typing.get_args(tp)
@@ -272,20 +318,20 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML config file with ``yaml.safe_load``.
 
     Raises:
-        ConfigError: the file is missing, is not valid YAML (with line and column), or its
-            top level is not a mapping.
+        ConfigError: the file is missing or unreadable, is not valid YAML or holds a tag
+            such as ``!!python/object`` (with line and column), or its top level is not a
+            mapping.
     """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{p}: not a UTF-8 text file (byte {e.start}); pass a YAML file"
+        ) from None
     except OSError as e:
         raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{p}{pos}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    data = safe_yaml(text, f"{p}")
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
-import yaml
 
+from pipeline.config import read_yaml
 from pipeline.shards.format import sha256_file
 from pipeline.train.metrics import read_metrics
 
@@ -43,13 +43,12 @@ def gather(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: ``run_dir`` has neither ``config.yaml`` nor ``metrics.jsonl``.
+        pipeline.config.ConfigError: ``config.yaml`` is not plain YAML (a ``!!`` tag).
     """
     run = Path(run_dir)
     if not (run / "config.yaml").is_file() and not (run / "metrics.jsonl").is_file():
         raise FileNotFoundError(f"{run} is not a run folder (no config.yaml, no metrics.jsonl)")
-    cfg = (
-        yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
-    )
+    cfg = read_yaml(run / "config.yaml") if (run / "config.yaml").is_file() else {}
     work = Path(cfg.get("work_dir") or "work")
     shards = Path(cfg.get("train", {}).get("data") or work / "shards")
     manifest = _json(shards / "manifest.json")

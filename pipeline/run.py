@@ -423,6 +423,13 @@ def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path]
         raise RunError(stage, str(e), e.exit_code) from e
     except (DumpError, PagesError, ShardError, TrainError, ValueError, OSError) as e:
         raise RunError(stage, str(e)) from e
+    except Exception as e:
+        from pipeline.spark.errors import cause_of, is_spark_error
+
+        if not is_spark_error(e):
+            raise
+        cause = cause_of(e)  # the task's own error (a damaged dump, a full disk), if known
+        raise RunError(stage, str(cause) if cause is not None else str(e)) from (cause or e)
 
 
 def _sample(run: Path, cfg: PipelineConfig, tokens: int) -> str | None:

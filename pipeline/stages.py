@@ -1,29 +1,44 @@
-"""CLI handlers of the built stages: run the stage, print a summary, map errors to exit codes.
+"""CLI handlers of the built stages: run the stage, print a summary, return the exit code.
 
-Imported lazily by :mod:`pipeline.cli`, so ``--help`` never starts Spark or Horovod.
+Imported lazily by :mod:`pipeline.cli`, so ``--help`` never starts Spark or Horovod. A
+stage's failure propagates to :func:`pipeline.cli.main`, which prints it as one or two
+lines and picks the exit code; a handler only turns the plain ``ValueError`` its stage
+raises for bad input into a :class:`~pipeline.errors.PipelineError` (exit 1), so that the
+CLI does not report it as an internal error.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 
+from pipeline.errors import EXIT_FAILED, EXIT_OK, PipelineError, UsageError
 from pipeline.stage_config import PipelineConfig
 
-EXIT_OK, EXIT_FAILED = 0, 1
+
+@contextlib.contextmanager
+def value_errors_fail() -> Iterator[None]:
+    """Report a plain ``ValueError`` of the stage's own checks as a stage failure (exit 1).
+
+    The stage errors that are ``ValueError`` subclasses (``DumpError``, ``ShardError``,
+    ``ConfigError``, ...) pass through unchanged: the CLI knows them by name.
+    """
+    try:
+        yield
+    except ValueError as e:
+        if type(e) is not ValueError:
+            raise
+        raise PipelineError(str(e)) from e
 
 
 def parse(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
     """``pipeline parse``: dumps → ``pages/``; prints the per-status counts."""
     from pipeline.spark.parse_stage import run_parse
-    from pipeline.wiki.xmlpages import DumpError
 
-    try:
+    with value_errors_fail():
         stats = run_parse(cfg)
-    except (DumpError, ValueError) as e:
-        print(f"pipeline parse: error: {e}", file=sys.stderr)
-        print("pipeline parse: nothing was published.", file=sys.stderr)
-        return EXIT_FAILED
     totals = stats["totals"]
     out = cfg.stage_path(cfg.parse.out, "pages")
     if totals["pages"] == 0:
@@ -43,16 +58,9 @@ def parse(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
 
 def featurise(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
     """``pipeline featurise``: ``pages/`` → shards; prints the per-split counts."""
-    from pipeline.shards.format import ShardError
     from pipeline.spark.featurise_stage import run_featurise
-    from pipeline.wiki.pages import PagesError
 
-    try:
-        m = run_featurise(cfg)
-    except (ShardError, PagesError) as e:
-        print(f"pipeline featurise: error: {e}", file=sys.stderr)
-        print("pipeline featurise: nothing was published.", file=sys.stderr)
-        return EXIT_FAILED
+    m = run_featurise(cfg)
     out = cfg.stage_path(cfg.featurise.out, "shards")
     parts = [
         f"{split} {info['sequences']} sequences / {len(info['shards'])} shard(s)"
@@ -71,31 +79,21 @@ def featurise(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
 def inspect(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
     """``pipeline inspect DIR``: summary of a pages or shards folder."""
     from pipeline import inspect as insp
-    from pipeline.shards.format import ShardError
-    from pipeline.wiki.pages import PagesError
 
-    try:
+    with value_errors_fail():
         kind = insp.kind_of(ns.path)
         text = insp.describe_shards(ns.path) if kind == "shards" else insp.describe_pages(ns.path)
-    except (ShardError, PagesError, ValueError) as e:
-        print(f"pipeline inspect: error: {e}", file=sys.stderr)
-        return EXIT_FAILED
     print(text)
     return EXIT_OK
 
 
 def train(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
     """``pipeline train``: launch the ranks (or be one); print the run's summary."""
-    from pipeline.shards.format import ShardError
-    from pipeline.train.checkpoint import TrainError
     from pipeline.train.launch import run_train
     from pipeline.train.loop import run_dir
 
-    try:
+    with value_errors_fail():
         summary = run_train(cfg)
-    except (TrainError, ShardError, ValueError) as e:
-        print(f"pipeline train: error: {e}", file=sys.stderr, flush=True)
-        return EXIT_FAILED
     if summary is None:  # a rank other than 0 under horovodrun: the launcher reports
         return EXIT_OK
 
@@ -117,9 +115,14 @@ def train(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
 
 def generate(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
     """``pipeline generate --model DIR --prompt TEXT``: print the prompt and its continuation."""
-    from pipeline.train.export import ExportError, generate_text
+    from pipeline.train.export import generate_text
 
-    try:
+    if ns.max_new_tokens < 0 or ns.temperature < 0:
+        raise UsageError(
+            f"--max-new-tokens ({ns.max_new_tokens}) and --temperature ({ns.temperature}) "
+            "must be >= 0"
+        )
+    with value_errors_fail():
         text = generate_text(
             ns.model,
             ns.prompt,
@@ -128,22 +131,16 @@ def generate(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
             top_k=ns.top_k if ns.top_k and ns.top_k > 0 else None,
             seed=ns.seed,
         )
-    except (ExportError, ValueError) as e:
-        print(f"pipeline generate: error: {e}", file=sys.stderr)
-        return EXIT_FAILED
     print(text)
     return EXIT_OK
 
 
 def run(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
     """``pipeline run``: every stage that is not up to date, then a sample and the report."""
-    from pipeline.run import RunError, run_pipeline
+    from pipeline.run import run_pipeline
 
-    try:
-        result = run_pipeline(cfg, force=ns.force)
-    except RunError as e:
-        print(f"pipeline run: {e}", file=sys.stderr, flush=True)
-        return EXIT_FAILED
+    # A RunError ("stage X failed: ...") is printed as it is by pipeline.cli.
+    result = run_pipeline(cfg, force=ns.force)
     ran = ", ".join(result["ran"]) or "nothing (every stage up to date)"
     print(f"pipeline run: ran {ran}")
     if result["sample"] is not None:
@@ -155,17 +152,12 @@ def run(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
 
 def download(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
     """``pipeline download WIKI``: fetch a dump and its index; print the local dump paths."""
-    from pipeline.download import DownloadError, download_dump
+    from pipeline.download import download_dump
 
     if not cfg.download.wiki:
-        print("pipeline download: name the wiki, e.g. pipeline download enwiki", file=sys.stderr)
-        return 2  # bad usage
+        raise UsageError("name the wiki, e.g. pipeline download enwiki")
     out = cfg.stage_path(cfg.download.out, "dumps")
-    try:
-        paths = download_dump(cfg.download, out)
-    except DownloadError as e:
-        print(f"pipeline download: error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+    paths = download_dump(cfg.download, out)
     for p in paths:
         print(p)
     folder = paths[0].parent if paths else out
@@ -178,10 +170,11 @@ def report(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
     from pipeline.report import gather, summary_text, write_report
 
     try:
-        path = write_report(ns.path)
+        path = write_report(ns.path, overwrite=ns.overwrite)
     except FileNotFoundError as e:
-        print(f"pipeline report: error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        if e.errno is not None:  # a file operation's own error: pipeline.cli names the file
+            raise
+        raise PipelineError(str(e)) from e  # "RUN is not a run folder"
     print(summary_text(gather(ns.path)))
     print(f"report: {path}")
     return EXIT_OK

@@ -262,8 +262,9 @@ def open_shard(manifest: Manifest, shard: ShardInfo) -> pa.Table:
     Returns a table with one ``tokens`` column; nothing is copied for local files.
 
     Raises:
-        ShardError: the file is missing, its schema differs from the manifest's, or its
-            row count differs from the manifest's.
+        ShardError: the file is missing, unreadable or not an Arrow file (truncated), its
+            schema differs from the manifest's, or its row count differs from the
+            manifest's.
     """
     uri = manifest.uri(shard.path)
     fs, path = filesystem(uri)
@@ -273,8 +274,15 @@ def open_shard(manifest: Manifest, shard: ShardInfo) -> pa.Table:
         else:
             reader = pa.ipc.open_file(fs.open_input_file(path))
         table = reader.read_all()
-    except (FileNotFoundError, pa.ArrowInvalid) as e:
-        raise ShardError(f"{uri}: cannot open shard ({e})") from None
+    except FileNotFoundError:
+        raise ShardError(f"{uri}: listed in the manifest but missing; re-run featurise") from None
+    except pa.ArrowInvalid as e:
+        raise ShardError(
+            f"{uri}: not a readable Arrow shard ({e}); the file is damaged or truncated; "
+            "re-run featurise"
+        ) from None
+    except OSError as e:  # permission denied, an I/O error
+        raise ShardError(f"{uri}: cannot be read ({e.strerror or e})") from None
     expected = shard_schema(manifest.block_size, manifest.dtype)
     if not table.schema.equals(expected):
         raise ShardError(f"{uri}: schema {table.schema} differs from the manifest's {expected}")
@@ -287,7 +295,8 @@ def verify_shard(manifest: Manifest, shard: ShardInfo) -> None:
     """Check one shard's size and sha256 against the manifest.
 
     Raises:
-        ShardError: missing file, or size or sha256 differing from the manifest.
+        ShardError: missing or unreadable file, or size or sha256 differing from the
+            manifest.
     """
     uri = manifest.uri(shard.path)
     fs, path = filesystem(uri)
@@ -295,8 +304,14 @@ def verify_shard(manifest: Manifest, shard: ShardInfo) -> None:
     if info.type != pafs.FileType.File:
         raise ShardError(f"{uri}: listed in the manifest but missing")
     if info.size != shard.bytes:
-        raise ShardError(f"{uri}: {info.size} bytes but the manifest lists {shard.bytes}")
-    digest = sha256_file(fs, path)
+        raise ShardError(
+            f"{uri}: {info.size} bytes but the manifest lists {shard.bytes}; the shard is "
+            "truncated or was replaced; re-run featurise"
+        )
+    try:
+        digest = sha256_file(fs, path)
+    except OSError as e:  # permission denied, an I/O error
+        raise ShardError(f"{uri}: cannot be read ({e.strerror or e})") from None
     if digest != shard.sha256:
         raise ShardError(
             f"{uri}: sha256 {digest} differs from the manifest's {shard.sha256}; the shard "

@@ -120,9 +120,9 @@ def run_parse(
         parse_timeout_s=cfg.parse.parse_timeout_s,
         on_damaged=cfg.parse.on_damaged,
     )
-    spark = build_spark_session(cfg.spark)
-    sc = spark.sparkContext
-    with staged as stage:
+    with staged as stage:  # entered first: an unwritable output fails before Spark starts
+        spark = build_spark_session(cfg.spark)
+        sc = spark.sparkContext
         fn = functools.partial(_partition, opts, stage.uri)
         rdd = sc.parallelize(tasks, len(tasks)).mapPartitions(fn)
         try:

@@ -57,6 +57,58 @@ def session_settings(cfg: SparkConfig, *, submitted: bool = False) -> dict[str, 
     return settings
 
 
+# Log4j 2 settings of a JVM started here: Spark's defaults at WARN without the start-up
+# banner, and silent about a failed task (the Python traceback and Java stack trace of
+# every attempt): the pipeline CLI reports the cause in one line. With --debug
+# (PIPELINE_DEBUG=1) Spark's own defaults are kept and everything is logged.
+_LOG4J2 = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.jetty.name = org.sparkproject.jetty
+logger.jetty.level = error
+logger.native.name = org.apache.hadoop.util.NativeCodeLoader
+logger.native.level = error
+logger.parquet.name = org.apache.parquet.CorruptStatistics
+logger.parquet.level = error
+logger.executor.name = org.apache.spark.executor.Executor
+logger.executor.level = off
+logger.tasks.name = org.apache.spark.scheduler.TaskSetManager
+logger.tasks.level = off
+"""
+
+
+def log4j2_file() -> str:
+    """Path of the Log4j 2 properties the local JVM is started with (written once, under
+    the temporary folder, named by its content's hash)."""
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256(_LOG4J2.encode()).hexdigest()[:12]
+    path = os.path.join(tempfile.gettempdir(), f"spark-gpu-pipeline-log4j2-{digest}.properties")
+    if not os.path.isfile(path):
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".properties")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(_LOG4J2)
+        os.replace(tmp, path)
+    return path
+
+
+def _quiet_logging(settings: dict[str, str]) -> None:
+    """Start the JVM with :data:`_LOG4J2` unless debugging or the config names its own."""
+    if os.environ.get("PIPELINE_DEBUG", "").strip().lower() not in ("", "0", "false", "no"):
+        return
+    options = settings.get("spark.driver.extraJavaOptions", "")
+    if "log4j2.configurationFile" in options or "log4j.configuration" in options:
+        return
+    opt = f"-Dlog4j2.configurationFile=file:{log4j2_file()}"
+    settings["spark.driver.extraJavaOptions"] = f"{options} {opt}".strip()
+
+
 def build_spark_session(cfg: SparkConfig) -> SparkSession:
     """Return a SparkSession configured from ``cfg`` (or the one already running).
 
@@ -84,7 +136,10 @@ def build_spark_session(cfg: SparkConfig) -> SparkSession:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder
-    for key, value in session_settings(cfg, submitted=submitted).items():
+    settings = session_settings(cfg, submitted=submitted)
+    if not submitted:
+        _quiet_logging(settings)
+    for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.log_level)

@@ -44,6 +44,42 @@ class CheckpointError(TrainError):
     """A checkpoint is unreadable or does not fit this run (other shards, other model)."""
 
 
+class WeightsError(ValueError):
+    """A safetensors file does not load into a model: ``damaged`` (not a readable
+    safetensors file) or not this model's tensors (``damaged`` false)."""
+
+    def __init__(self, message: str, *, damaged: bool) -> None:
+        super().__init__(message)
+        self.damaged = damaged
+
+
+def load_weights(model: torch.nn.Module, path: str | os.PathLike[str], device: str) -> None:
+    """Load ``path`` (safetensors) into ``model`` strictly: every tensor, same shapes.
+
+    Raises:
+        WeightsError: the file is unreadable or not safetensors (``damaged``), or its
+            tensors are not the model's (names or shapes; the first difference is named).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
+    try:
+        load_model(model, str(path), strict=True, device=device)
+    except SafetensorError as e:
+        raise WeightsError(f"not a readable safetensors file ({e})", damaged=True) from None
+    except OSError as e:
+        raise WeightsError(f"cannot be read ({e.strerror or e})", damaged=True) from None
+    except (RuntimeError, ValueError) as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = next(
+            (ln for ln in lines if ln.startswith(("size mismatch", "Missing", "Unexpected"))),
+            lines[0] if lines else type(e).__name__,
+        )
+        raise WeightsError(
+            f"its tensors are not this model's: {detail[:300]}", damaged=False
+        ) from None
+
+
 def step_name(step: int) -> str:
     """Folder name of the checkpoint after ``step`` optimizer steps: ``step-0000100``."""
     return f"step-{step:07d}"
@@ -66,7 +102,7 @@ def read_state(folder: str | os.PathLike[str]) -> dict[str, Any]:
     folder = Path(folder)
     try:
         state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8
         raise CheckpointError(f"{folder}: no readable {STATE_FILE} ({e})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{folder}/{STATE_FILE}: not a checkpoint state ({FORMAT})")
@@ -204,26 +240,54 @@ def load_checkpoint(
     plain containers only, never arbitrary pickled objects.
 
     Raises:
-        CheckpointError: a file is unreadable or does not match the model.
+        CheckpointError: a file is damaged (saying which checkpoint to delete to resume
+            from the one before) or does not match the model.
     """
-    from safetensors.torch import load_model
-
     folder = Path(folder)
+    delete = f"delete {folder} to resume from the previous checkpoint (or from the start)"
     try:
-        missing, unexpected = load_model(
-            model, str(folder / MODEL_FILE), strict=True, device=str(device)
-        )
-    except (OSError, RuntimeError, ValueError) as e:
-        raise CheckpointError(f"{folder}/{MODEL_FILE} does not fit the model: {e}") from None
+        load_weights(model, folder / MODEL_FILE, str(device))
+    except WeightsError as e:
+        if e.damaged:
+            raise CheckpointError(f"{folder}/{MODEL_FILE} is damaged: {e}; {delete}") from None
+        raise CheckpointError(
+            f"{folder}/{MODEL_FILE} does not fit the model: {e}; restore the model.* settings "
+            "it was trained with, or use a new --run folder"
+        ) from None
     if optimizer is None:
         return
     try:
         opt_state = torch.load(folder / OPTIMIZER_FILE, map_location=device, weights_only=True)
         optimizer.load_state_dict(opt_state)
-    except (OSError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as e:
-        # weights_only=True refuses anything but tensors and plain containers
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{folder}/{OPTIMIZER_FILE} cannot be loaded: {first}") from None
+    except (
+        OSError,
+        RuntimeError,
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        EOFError,
+        pickle.UnpicklingError,
+    ) as e:
+        raise CheckpointError(
+            f"{folder}/{OPTIMIZER_FILE} cannot be loaded ({_torch_load_problem(e)}); {delete}"
+        ) from None
+
+
+def _torch_load_problem(e: BaseException) -> str:
+    """A short cause of a failed ``torch.load(..., weights_only=True)`` (never torch's
+    advice to retry with ``weights_only=False``)."""
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().split("\n")[0].strip()
+        detail = detail.split(". Please use")[0]
+        return f"refused by the weights-only loader: {detail[:200]}"
+    if "zip archive" in text or "central directory" in text:
+        return "not a complete torch file"
+    if isinstance(e, EOFError):
+        return "the file is empty or truncated"
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return first[:200]
 
 
 def check_compatible(
@@ -237,10 +301,17 @@ def check_compatible(
     """Refuse to resume a checkpoint made from other shards or for another model.
 
     Raises:
-        CheckpointError: the manifest sha256, the resolved model config or the global batch
-            differs, naming both values and what to do.
+        CheckpointError: ``state.json`` lacks the step or data cursor; or the manifest
+            sha256, the resolved model config or the global batch differs, naming both
+            values and what to do.
     """
     where = f"cannot resume from {folder}"
+    step, data = state.get("step"), state.get("data")
+    if isinstance(step, bool) or not isinstance(step, int) or not isinstance(data, dict):
+        raise CheckpointError(
+            f"{folder}/{STATE_FILE} is damaged: no step or data cursor; delete {folder} to "
+            "resume from the previous checkpoint (or from the start)"
+        )
     if state.get("manifest_sha256") != manifest_sha256:
         raise CheckpointError(
             f"{where}: it was trained on other shards (manifest sha256 "

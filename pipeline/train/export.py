@@ -92,8 +92,9 @@ def load_exported(
         ExportError: the folder or one of its three files is missing, ``config.json`` is
             not a model config, or the weights do not fit it.
     """
-    from safetensors.torch import load_model
     from tokenizers import Tokenizer
+
+    from pipeline.train.checkpoint import WeightsError, load_weights
 
     folder = Path(model_dir)
     if not folder.is_dir():
@@ -104,26 +105,34 @@ def load_exported(
                 f"{folder} has no {name}; not an exported model (pipeline train writes "
                 "RUN/model/ at the end of training)"
             )
+    again = (
+        "export it again: re-run the `pipeline train` command of that run (it exports "
+        "RUN/model from the last checkpoint), or train a new model"
+    )
     try:
         config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-        if config.get("format") != FORMAT:
+        if not isinstance(config, dict) or config.get("format") != FORMAT:
             raise ExportError(f"{folder}/{CONFIG_FILE}: not a model config ({FORMAT})")
         gpt_config = GPTConfig(**config["model"])
         eot_id = int(config["eot_id"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OSError) as e:  # ValueError: JSON, UTF-8
         if isinstance(e, ExportError):
             raise
-        raise ExportError(f"{folder}/{CONFIG_FILE} is not a valid model config: {e}") from None
+        raise ExportError(
+            f"{folder}/{CONFIG_FILE} is not a valid model config ({e}); {again}"
+        ) from None
     device = device or torch.device("cpu")
     model = GPT(gpt_config)
     try:
-        load_model(model, str(folder / MODEL_FILE), strict=True, device=str(device))
-    except (OSError, RuntimeError, ValueError) as e:
-        raise ExportError(f"{folder}/{MODEL_FILE} does not fit {CONFIG_FILE}: {e}") from None
+        load_weights(model, folder / MODEL_FILE, str(device))
+    except WeightsError as e:
+        what = "is damaged" if e.damaged else f"does not fit {CONFIG_FILE}"
+        raise ExportError(f"{folder}/{MODEL_FILE} {what}: {e}; {again}") from None
     try:
         tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
     except Exception as e:  # tokenizers raises a bare Exception on a malformed file
-        raise ExportError(f"{folder}/{TOKENIZER} does not load: {e}") from None
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ExportError(f"{folder}/{TOKENIZER} does not load ({first}); {again}") from None
     if tokenizer.get_vocab_size() > gpt_config.vocab_size:
         raise ExportError(
             f"{folder}: the tokenizer has {tokenizer.get_vocab_size()} tokens, more than the "

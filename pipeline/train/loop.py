@@ -36,6 +36,8 @@ import yaml
 
 from models.gpt import GPT
 from pipeline import config as cfgmod
+from pipeline.errors import PipelineError
+from pipeline.outputs import claim_run_folder
 from pipeline.shards.format import ShardError
 from pipeline.shards.reader import ShardDataset
 from pipeline.stage_config import PipelineConfig, load_config
@@ -189,7 +191,7 @@ class _Trainer:
         if self.info.is_main:
             try:
                 payload = fn()
-            except (TrainError, ShardError, OSError, ValueError) as e:
+            except (TrainError, ShardError, PipelineError, OSError, ValueError) as e:
                 ok, payload = False, str(e)
         ok, payload = dist.broadcast_object((ok, payload), name=f"root.{name}")
         if not ok:
@@ -200,6 +202,7 @@ class _Trainer:
         """Load the newest complete checkpoint (rank 0) and share it with every rank."""
 
         def find() -> dict[str, Any] | None:
+            claim_run_folder(str(self.run_dir), data_dir(self.cfg))  # a rank started alone
             clean_temporary(self.run_dir)
             save_config(self.cfg, self.run_dir)
             folder = latest_checkpoint(self.run_dir)

@@ -118,8 +118,66 @@ def test_model_of_another_shape_is_refused(tmp_path: Path) -> None:
         ck.load_checkpoint(folder, other, None, torch.device("cpu"))
 
 
+def test_damaged_model_file_says_which_checkpoint_to_delete(tmp_path: Path) -> None:
+    folder = save(tmp_path, 1)
+    (folder / "model.safetensors").write_bytes(b"other bytes, not safetensors" * 20)
+    model, opt = trained(0)
+    with pytest.raises(ck.CheckpointError) as e:
+        ck.load_checkpoint(folder, model, opt, torch.device("cpu"))
+    msg = str(e.value)
+    assert msg.startswith(f"{folder}/model.safetensors is damaged: not a readable safetensors")
+    assert f"delete {folder} to resume from the previous checkpoint" in msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize(
+    ("content", "cause"),
+    [
+        (b"garbage" * 10, "refused by the weights-only loader"),
+        (b"", "the file is empty or truncated"),
+        (None, "not a complete torch file"),  # the real file, cut short
+    ],
+)
+def test_damaged_optimizer_file_is_named(tmp_path: Path, content: bytes | None, cause: str) -> None:
+    folder = save(tmp_path, 1)
+    path = folder / "optimizer.pt"
+    path.write_bytes(path.read_bytes()[:300] if content is None else content)
+    model, opt = trained(0)
+    with pytest.raises(ck.CheckpointError) as e:
+        ck.load_checkpoint(folder, model, opt, torch.device("cpu"))
+    msg = str(e.value)
+    assert msg.startswith(f"{path} cannot be loaded ({cause}")
+    assert f"delete {folder}" in msg and "weights_only` set to `False" not in msg
+
+
+def test_state_without_a_cursor_is_damaged(tmp_path: Path) -> None:
+    ok = dict(model=dataclasses.asdict(CFG), manifest_sha256="a" * 64, global_batch=8)
+    state = {"step": 3, "manifest_sha256": "a" * 64, "model": dataclasses.asdict(CFG)}
+    with pytest.raises(ck.CheckpointError, match=r"state\.json is damaged.*delete"):
+        ck.check_compatible(state, tmp_path, **ok)
+
+
+def test_exported_model_replaced_by_other_bytes(tmp_path: Path) -> None:
+    from safetensors.torch import save_model
+
+    from pipeline.train.export import FORMAT, ExportError, load_exported
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    config = {"format": FORMAT, "model": dataclasses.asdict(CFG), "eot_id": 0}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "tokenizer.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"\x00" * 7)
+    with pytest.raises(ExportError, match=r"model\.safetensors is damaged: .*export it again"):
+        load_exported(folder)
+    save_model(GPT(dataclasses.replace(CFG, n_embd=32)), str(folder / "model.safetensors"))
+    with pytest.raises(ExportError, match=r"does not fit config\.json: .*size mismatch"):
+        load_exported(folder)
+
+
 def test_compatibility_checks_name_the_difference(tmp_path: Path) -> None:
     state = {"manifest_sha256": "a" * 64, "model": dataclasses.asdict(CFG), "global_batch": 8}
+    state.update(step=1, data={"epoch": 0})
     ok = dict(model=dataclasses.asdict(CFG), manifest_sha256="a" * 64, global_batch=8)
     ck.check_compatible(state, tmp_path, **ok)
     with pytest.raises(ck.CheckpointError, match="other shards"):

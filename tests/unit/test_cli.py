@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
 import yaml
 
 import pipeline
+from pipeline import cli
 from pipeline.cli import EXIT_OK, EXIT_USAGE, main
+from pipeline.config import ConfigError
+from pipeline.errors import PipelineError, UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBCOMMANDS = [
@@ -89,3 +93,150 @@ def test_help_config_lists_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--help-config"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "train.global_batch" in out and "Sequences per optimizer step" in out
+
+
+def test_overwrite_flags_map_to_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["parse", "--overwrite", "--print-config"]) == EXIT_OK
+    assert yaml.safe_load(capsys.readouterr().out)["parse"]["overwrite"] is True
+    assert main(["download", "enwiki", "--overwrite", "--print-config"]) == EXIT_OK
+    assert yaml.safe_load(capsys.readouterr().out)["download"]["overwrite"] is True
+    assert main(["parse", "--print-config"]) == EXIT_OK
+    assert yaml.safe_load(capsys.readouterr().out)["parse"]["overwrite"] is False
+    ns = cli.build_parser().parse_args(["report", "runs/x", "--overwrite"])
+    assert ns.overwrite is True
+
+
+# -- failures: one or two lines, the right exit code, --debug for the traceback ----------
+
+
+def failing(monkeypatch: pytest.MonkeyPatch, command: str, exc: BaseException) -> None:
+    def handler(cfg: object, ns: object) -> int:
+        raise exc
+
+    monkeypatch.setitem(cli.HANDLERS, command, handler)
+    # set (off) through monkeypatch, so that the "1" a --debug run sets is undone after
+    monkeypatch.setenv(cli.DEBUG_ENV, "0")
+
+
+def err_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "line"),
+    [
+        (PipelineError("x is bad; do y"), 1, "pipeline inspect: error: x is bad; do y"),
+        (UsageError("name the wiki"), 2, "pipeline inspect: error: name the wiki"),
+        (ConfigError("unknown config key 'a'"), 2, "pipeline inspect: config error: unknown"),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/d/f.parquet"),
+            1,
+            "pipeline inspect: error: /d/f.parquet: no space left on device; free space on the "
+            "disk holding /d, then re-run",
+        ),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "/d/f"),
+            1,
+            "pipeline inspect: error: /d/f: permission denied; give this user access to it",
+        ),
+        (
+            FileNotFoundError(errno.ENOENT, "No such file or directory", "/d/f"),
+            1,
+            "pipeline inspect: error: /d/f: no such file or directory; check the path",
+        ),
+        (KeyboardInterrupt(), 130, "pipeline inspect: interrupted"),
+        (
+            RuntimeError("boom\nmore"),
+            1,
+            "pipeline inspect: error: internal error: RuntimeError: boom; re-run with --debug "
+            "for the traceback, and report it",
+        ),
+    ],
+)
+def test_failures_are_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    exc: BaseException,
+    code: int,
+    line: str,
+) -> None:
+    failing(monkeypatch, "inspect", exc)
+    assert main(["inspect", "somewhere"]) == code
+    lines = err_lines(capsys)
+    assert len(lines) == 1 and lines[0].startswith(line)
+
+
+def test_a_full_disk_names_the_output_and_its_flag(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failing(monkeypatch, "parse", OSError(errno.ENOSPC, "No space left on device"))
+    assert main(["parse", "--out", "/x/pages"]) == 1
+    assert err_lines(capsys) == [
+        "pipeline parse: error: no space left on device while writing /x/pages; free space on "
+        "the disk or choose another --out (parse.out), then re-run",
+        "pipeline parse: nothing was published.",
+    ]
+    failing(monkeypatch, "train", OSError(errno.EROFS, "Read-only file system", "/ro/run"))
+    assert main(["train", "--run", "/ro/run"]) == 1
+    assert err_lines(capsys) == [
+        "pipeline train: error: /ro/run: read-only file system; choose another --run "
+        "(train.run) on a writable disk"
+    ]
+
+
+def test_a_spark_failure_reports_the_workers_cause(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.unit.test_spark_errors import dataframe_error, rdd_error
+
+    exc = dataframe_error("OSError: [Errno 28] No space left on device: '/s/.stage/p-0.arrow'")
+    failing(monkeypatch, "featurise", exc)
+    assert main(["featurise", "--out", "/s"]) == 1
+    assert err_lines(capsys)[0] == (
+        "pipeline featurise: error: /s/.stage/p-0.arrow: no space left on device; free space "
+        "on the disk holding /s or choose another --out (featurise.out), then re-run"
+    )
+    failing(monkeypatch, "parse", rdd_error("ZeroDivisionError: division by zero"))
+    assert main(["parse"]) == 1
+    assert err_lines(capsys)[0] == (
+        "pipeline parse: error: internal error: a Spark job failed: ZeroDivisionError: division "
+        "by zero; re-run with --debug for the traceback, and report it"
+    )
+
+
+def test_run_names_the_stage_and_the_cause(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.run import RunError
+
+    try:
+        raise RunError("parse", "[Errno 28] No space left on device") from OSError(
+            errno.ENOSPC, "No space left on device"
+        )
+    except RunError as e:
+        failing(monkeypatch, "run", e)
+    assert main(["run", "--work-dir", "/w"]) == 1
+    assert err_lines(capsys) == [
+        "pipeline run: stage parse failed: no space left on device while writing /w; free "
+        "space on the disk or choose another --work-dir (work_dir), then re-run"
+    ]
+    failing(monkeypatch, "run", RunError("train", "rank 1 died"))
+    assert main(["run"]) == 1
+    assert err_lines(capsys) == ["pipeline run: stage train failed: rank 1 died"]
+
+
+@pytest.mark.parametrize(
+    "argv", [["--debug", "inspect", "x"], ["inspect", "x", "--debug"], ["inspect", "x"]]
+)
+def test_debug_lets_the_traceback_through(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
+    failing(monkeypatch, "inspect", OSError(errno.ENOSPC, "No space left on device"))
+    if "--debug" not in argv:
+        monkeypatch.setenv(cli.DEBUG_ENV, "1")
+    with pytest.raises(OSError):
+        main(argv)
+
+
+def test_debug_flag_is_off_by_default() -> None:
+    for argv in (["inspect", "x"], ["parse"], ["--debug", "parse"], ["parse", "--debug"]):
+        ns = cli.build_parser().parse_args(argv)
+        assert ns.debug is ("--debug" in argv)

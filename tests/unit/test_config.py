@@ -149,7 +149,42 @@ def test_spark_master_forms_accepted(master: str) -> None:
 
 def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
     path = write(tmp_path, "work_dir: !!python/object/apply:os.system ['echo pwned']\n")
-    with pytest.raises(ConfigError, match=r"line 1.*invalid YAML"):
+    with pytest.raises(
+        ConfigError,
+        match=r"c\.yaml at line 1, column 11: tag !!python/object/apply:os\.system is not "
+        "allowed; only plain YAML is read",
+    ):
+        load_config(path)
+
+
+def test_a_tag_deeper_in_the_file_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "train:\n  np: 1\n  name: !!python/name:os.system\n")
+    with pytest.raises(ConfigError, match=r"at line 3, column 9: tag !!python/name:os\.system"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "spark.conf=!!python/name:os.system",  # a mapping value: parsed as YAML
+        "spark.conf={a: !!python/object/apply:os.system [id]}",
+        "train.name=!!python/name:os.system",  # a string value: refused too
+    ],
+)
+def test_tags_in_overrides_are_refused(override: str) -> None:
+    with pytest.raises(ConfigError, match=r"^override .*tag !!python/.* is not allowed"):
+        load_config(overrides=[override])
+
+
+def test_bad_yaml_in_an_override_names_it() -> None:
+    with pytest.raises(ConfigError, match=r"^override spark\.conf=\{a: \[: invalid YAML"):
+        load_config(overrides=["spark.conf={a: ["])
+
+
+def test_a_binary_file_is_not_a_config(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match=r"c\.yaml: not a UTF-8 text file"):
         load_config(path)
 
 
