@@ -228,12 +228,16 @@ def claim_output(stage: str, out: str, *, overwrite: bool) -> Claim:
         return Claim()
     if info.type != pafs.FileType.Directory:
         raise OutputError(f"{out} exists and is a file, not a folder; choose another {where}")
-    found = _listing(fs, path)
-    if not found:
+    top = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(path)))
+    if not top:
         return Claim(exists=True)
     marker = read_marker(fs, path)
-    if marker is None:
-        old = {"_SUCCESS", "stats.json", "manifest.json", "config.yaml"} & set(found)
+    if marker is None:  # named from the top level only: the folder may be huge (a home)
+        found = [
+            f"{n}/" if fs.get_file_info(f"{path}/{n}").type == pafs.FileType.Directory else n
+            for n in top
+        ]
+        old = {"_SUCCESS", "stats.json", "manifest.json", "config.yaml"} & set(top)
         hint = (
             " (it looks like an output of an older version, which wrote no marker; delete "
             "it yourself if so)"
@@ -254,6 +258,7 @@ def claim_output(stage: str, out: str, *, overwrite: bool) -> Claim:
             f"choose another {where}"
         )
     owned = set(marker["files"])
+    found = _listing(fs, path)
     foreign = [f for f in found if f not in owned and not _under_owned_dir(f, owned)]
     return Claim(exists=True, previous=marker, foreign=foreign)
 
@@ -353,7 +358,7 @@ def claim_run_folder(run: str, data: str) -> None:
     if os.path.isdir(path) and os.listdir(path):
         marker = read_marker(fs, path)
         if marker is None:
-            found = _listing(fs, path)
+            found = sorted(os.listdir(path))
             raise OutputError(
                 f"{run} exists and holds files this tool did not write ({_names(found)}); "
                 f"choose a new or empty folder for {where}"

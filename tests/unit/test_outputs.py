@@ -52,7 +52,9 @@ def photos(tmp_path: Path) -> Path:
 
 def test_foreign_folder_is_refused_and_left_untouched(photos: Path) -> None:
     before = snapshot(photos)
-    with pytest.raises(OutputError, match=r"holds files this tool did not write \(2025/dog"):
+    with pytest.raises(
+        OutputError, match=r"holds files this tool did not write \(2025/, cat\.jpg\)"
+    ):
         publish(photos, overwrite=True)
     assert snapshot(photos) == before
     assert [p.name for p in photos.parent.iterdir()] == ["photos"]  # no staging left
