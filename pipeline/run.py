@@ -24,9 +24,8 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-import pipeline
+from pipeline import codehash, outputs
 from pipeline import config as cfgmod
-from pipeline import outputs
 from pipeline.errors import EXIT_FAILED, PipelineError
 from pipeline.shards.format import sha256_file
 from pipeline.stage_config import PipelineConfig
@@ -34,14 +33,12 @@ from pipeline.stage_config import PipelineConfig
 STAGES = ("parse", "featurise", "train")
 LOCK = ".pipeline.lock"
 FINGERPRINT = "fingerprint.json"
-PKG = Path(__file__).resolve().parent
-# Code that decides each stage's output bytes (paths relative to the repository root).
-_CODE = {
-    "parse": ["pipeline/wiki", "pipeline/spark/parse_stage.py", "pipeline/spark/commit.py"],
-    "featurise": ["pipeline/shards/format.py", "pipeline/shards/tokenize.py",
-                  "pipeline/shards/pack.py", "pipeline/spark/featurise_stage.py"],
-    "train": ["pipeline/train", "pipeline/shards/reader.py", "models"],
-}  # fmt: skip
+# The module each stage runs; its code hash covers every project module it imports.
+_ENTRY = {
+    "parse": "pipeline.spark.parse_stage",
+    "featurise": "pipeline.spark.featurise_stage",
+    "train": "pipeline.train.launch",
+}
 # Config keys that do not change a stage's output (where and how it runs).
 _NOT_OUTPUT = {
     "parse": {"out", "overwrite"},
@@ -68,15 +65,9 @@ def _sha256(data: bytes) -> str:
 
 
 def code_hash(stage: str) -> str:
-    """sha256 over the source files (path and bytes) that make ``stage``'s output."""
-    root = PKG.parent
-    h = hashlib.sha256(pipeline.__version__.encode())
-    for rel in _CODE[stage]:
-        p = root / rel
-        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
-        for f in files:
-            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()
+    """sha256 of the code that makes ``stage``'s output: every project module its entry
+    module imports, transitively (:func:`pipeline.codehash.code_hash`)."""
+    return codehash.code_hash(_ENTRY[stage])
 
 
 class _HashCache:
