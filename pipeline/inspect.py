@@ -36,29 +36,29 @@ def describe_shards(uri: str, decode_chars: int = 400) -> str:
     from pipeline.shards.tokenize import load_tokenizer
 
     m = fmt.load_manifest(uri)
-    d = m.data
-    tok_info = d["tokenizer"]
-    origin = "trained here" if tok_info.get("trained") else f"given: {tok_info.get('given')}"
+    c = m.content
+    tok_info = c.tokenizer
+    origin = "trained here" if tok_info.trained else f"given: {tok_info.given}"
     lines = [
-        f"shards: {uri}  (format {d['format']} v{d['version']}, code {d.get('code_version')})",
+        f"shards: {uri}  (format {c.format} v{c.format_version}, code {c.code_version})",
         f"  block_size {m.block_size} (rows of {m.block_size + 1} tokens), dtype {m.dtype}, "
         f"vocab {m.vocab_size}, <|endoftext|> id {m.eot_id}",
-        f"  tokenizer {tok_info['path']} sha256 {tok_info['sha256'][:16]}… ({origin})",
-        f"  pages: {d['pages']['path']} ({d['pages']['ok_pages']} ok pages)",
+        f"  tokenizer {tok_info.path} sha256 {tok_info.sha256[:16]}… ({origin})",
+        f"  pages: {c.pages.path} ({c.pages.ok_pages} ok pages)",
         f"  {'split':<6} {'shards':>6} {'sequences':>10} {'tokens':>12} {'documents':>9} "
         f"{'dropped':>8} {'MiB':>8}",
     ]
-    for split, info in d["splits"].items():
-        mib = sum(s.bytes for s in m.shards[split]) / 2**20
+    for split, info in c.splits.items():
+        mib = sum(s.bytes for s in info.shards) / 2**20
         lines.append(
-            f"  {split:<6} {len(m.shards[split]):>6} {info['sequences']:>10} {info['tokens']:>12} "
-            f"{info['documents']:>9} {info['dropped_tokens']:>8} {mib:>8.2f}"
+            f"  {split:<6} {len(info.shards):>6} {info.sequences:>10} {info.tokens:>12} "
+            f"{info.documents:>9} {info.dropped_tokens:>8} {mib:>8.2f}"
         )
     first = next((s for s in m.shards.get("train", []) if s.sequences), None)
     if first is not None:
-        fs, path = filesystem(m.uri(tok_info["path"]))
+        fs, path = filesystem(m.uri(tok_info.path))
         with fs.open_input_stream(path, compression=None) as f:
-            tok = load_tokenizer(f.read(), m.uri(tok_info["path"]))
+            tok = load_tokenizer(f.read(), m.uri(tok_info.path))
         table = fmt.open_shard(m, first)
         row = np.asarray(table.column("tokens").chunk(0).flatten()[: m.block_size + 1])
         text = tok.decode(row.tolist(), skip_special_tokens=False)

@@ -19,8 +19,10 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from pipeline import config as cfgmod
 from pipeline.config import read_yaml
 from pipeline.shards.format import sha256_file
+from pipeline.stage_config import PipelineConfig
 from pipeline.train.metrics import read_metrics
 
 
@@ -28,6 +30,17 @@ def _json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
+        return None
+
+
+def _manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest through its contract (as its JSON object), or None when missing or
+    invalid (the report shows what it can)."""
+    from pipeline.contracts.manifest import ManifestError, ShardsManifest
+
+    try:
+        return ShardsManifest.from_json(path.read_bytes(), str(path)).to_dict()
+    except (OSError, ManifestError):
         return None
 
 
@@ -49,9 +62,13 @@ def gather(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if not (run / "config.yaml").is_file() and not (run / "metrics.jsonl").is_file():
         raise FileNotFoundError(f"{run} is not a run folder (no config.yaml, no metrics.jsonl)")
     cfg = read_yaml(run / "config.yaml") if (run / "config.yaml").is_file() else {}
-    work = Path(cfg.get("work_dir") or "work")
-    shards = Path(cfg.get("train", {}).get("data") or work / "shards")
-    manifest = _json(shards / "manifest.json")
+    try:  # the run's own config through the one path resolver
+        resolved = cfgmod.from_dict(PipelineConfig, cfg)
+        work, shards = Path(resolved.work_dir), Path(resolved.paths.train_data)
+    except (cfgmod.ConfigError, ValueError):  # another version's config: show what we can
+        work = Path(cfg.get("work_dir") or "work")
+        shards = work / "shards"
+    manifest = _manifest(shards / "manifest.json")
     pages = Path(manifest["pages"]["path"]) if manifest else work / "pages"
     stats = _json(pages / "stats.json")
     fingerprint = _json(pages / "fingerprint.json")

@@ -142,12 +142,10 @@ def fingerprints(cfg: PipelineConfig, cache: _HashCache) -> dict[str, dict[str, 
 
 def stage_dirs(cfg: PipelineConfig) -> dict[str, Path]:
     """Output folder of each stage under the resolved config."""
-    from pipeline.train.loop import run_dir
-
     return {
-        "parse": Path(cfg.stage_path(cfg.parse.out, "pages")),
-        "featurise": Path(cfg.stage_path(cfg.featurise.out, "shards")),
-        "train": Path(run_dir(cfg)),
+        "parse": Path(cfg.paths.pages),
+        "featurise": Path(cfg.paths.shards),
+        "train": Path(cfg.paths.run),
     }
 
 
@@ -365,7 +363,7 @@ def download_stage(cfg: PipelineConfig) -> list[Path]:
     """
     from pipeline.download import DownloadError, download_dump
 
-    out = cfg.stage_path(cfg.download.out, "dumps")
+    out = cfg.paths.dumps
     print(f"pipeline run: download: {cfg.download.wiki} {cfg.download.date} "
           f"{cfg.download.kind} from {cfg.download.mirror} -> {out}", flush=True)  # fmt: skip
     try:

@@ -131,7 +131,13 @@ class ParseConfig:
     split_bytes: int = 32 * MiB
     """Target compressed bytes per Spark task when splitting one dump file."""
     parse_timeout_s: float = 30.0
-    """Time guard per page for pathological markup; beyond it the page is ``parse_error``."""
+    """Time guard per page for pathological markup, in CPU seconds; beyond it the page is
+    ``parse_error``. Enforced on the C tokenizer too: pages are cleaned in a child process
+    that is killed and replaced past the limit (see ``pipeline.wiki.guard``)."""
+    page_memory_bytes: int = 1024 * MiB
+    """Memory that cleaning one page may take (address space the cleaning child process
+    may add, ``RLIMIT_AS``; Linux). Beyond it the page is ``parse_error``. Each running
+    parse task has one such child; a 4 MiB page of dense links needs about 600 MiB."""
     on_damaged: Literal["fail", "keep"] = "fail"
     """A truncated or corrupt input: ``fail`` the job naming the file and position and
     publish nothing, or ``keep`` every complete page before the damage and record the
@@ -147,6 +153,10 @@ class ParseConfig:
             raise ValueError(f"split_bytes must be >= 1, got {self.split_bytes}")
         if self.parse_timeout_s <= 0:
             raise ValueError(f"parse_timeout_s must be > 0, got {self.parse_timeout_s}")
+        if self.page_memory_bytes < 64 * MiB:
+            raise ValueError(
+                f"page_memory_bytes must be >= 64 MiB ({64 * MiB}), got {self.page_memory_bytes}"
+            )
 
 
 @dataclass
@@ -299,6 +309,39 @@ class PipelineConfig:
     def stage_path(self, explicit: str | None, default: str) -> str:
         """Return ``explicit`` if set, else ``<work_dir>/<default>``."""
         return explicit if explicit else os.path.join(self.work_dir, default)
+
+    @property
+    def paths(self) -> StagePaths:
+        """Every stage's input and output folder under this config (the one resolver)."""
+        return StagePaths(
+            dumps=self.stage_path(self.download.out, "dumps"),
+            pages=self.stage_path(self.parse.out, "pages"),
+            featurise_pages=self.stage_path(self.featurise.pages, "pages"),
+            shards=self.stage_path(self.featurise.out, "shards"),
+            train_data=self.stage_path(self.train.data, "shards"),
+            run=self.stage_path(self.train.run, os.path.join("runs", self.train.name)),
+        )
+
+
+@dataclass(frozen=True)
+class StagePaths:
+    """Where each stage reads and writes (paths or URIs), from :attr:`PipelineConfig.paths`.
+
+    A field set in its stage's section wins; otherwise it lies under ``work_dir``.
+    """
+
+    dumps: str
+    """``download.out`` or ``<work_dir>/dumps``: where ``pipeline download`` writes."""
+    pages: str
+    """``parse.out`` or ``<work_dir>/pages``: the pages table parse writes."""
+    featurise_pages: str
+    """``featurise.pages`` or ``<work_dir>/pages``: the pages table featurise reads."""
+    shards: str
+    """``featurise.out`` or ``<work_dir>/shards``: the shards featurise writes."""
+    train_data: str
+    """``train.data`` or ``<work_dir>/shards``: the shards training reads."""
+    run: str
+    """``train.run`` or ``<work_dir>/runs/<train.name>``: the run folder."""
 
 
 def load_config(

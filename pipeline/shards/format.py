@@ -10,22 +10,28 @@ readers trust (never a directory listing). No Spark or Horovod here.
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from pipeline.contracts.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    SPLITS,
+    TOKENIZER,
+    ManifestError,
+    ShardInfo,
+    ShardsManifest,
+)
 from pipeline.fs import filesystem
 
-FORMAT = "spark-gpu-pipeline/shards"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-TOKENIZER = "tokenizer.json"
-SPLITS = ("train", "val")
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "SPLITS", "TOKENIZER", "Manifest",
+           "ShardInfo", "ShardError", "load_manifest", "open_shard", "verify_shard"]  # fmt: skip
+
 EOT = "<|endoftext|>"
 ROWS_PER_BATCH = 1024  # fixed record-batch size: the same rows give the same bytes
 
@@ -136,74 +142,61 @@ class ShardWriter:
 
 
 @dataclass
-class ShardInfo:
-    """One shard as the manifest lists it (``path`` relative to the dataset folder)."""
-
-    path: str
-    sequences: int
-    tokens: int
-    bytes: int
-    sha256: str
-
-
-@dataclass
 class Manifest:
-    """A validated ``manifest.json`` of a shards folder.
+    """A validated ``manifest.json`` of a shards folder, opened at ``root``.
 
     Attributes:
         root: URI or path of the dataset folder; shard paths are relative to it.
-        data: the manifest as read (every key, for reporting).
-        shards: per split, the shards in order.
+        content: the manifest (:class:`pipeline.contracts.manifest.ShardsManifest`).
+        sha256: hex sha256 of the ``manifest.json`` bytes (recorded by checkpoints).
     """
 
     root: str
-    data: dict[str, Any]
-    shards: dict[str, list[ShardInfo]] = field(default_factory=dict)
+    content: ShardsManifest
     sha256: str = ""
 
     @property
     def block_size(self) -> int:
-        return int(self.data["block_size"])
+        """Tokens per training sequence."""
+        return self.content.block_size
 
     @property
     def dtype(self) -> str:
-        return str(self.data["dtype"])
+        """``uint16`` or ``uint32``."""
+        return self.content.dtype
 
     @property
     def vocab_size(self) -> int:
-        return int(self.data["vocab_size"])
+        """Tokenizer vocabulary size."""
+        return self.content.vocab_size
 
     @property
     def eot_id(self) -> int:
-        return int(self.data["eot_id"])
+        """Id of ``<|endoftext|>``."""
+        return self.content.eot_id
+
+    @property
+    def shards(self) -> dict[str, list[ShardInfo]]:
+        """Per split, the shards in order."""
+        return {name: list(split.shards) for name, split in self.content.splits.items()}
 
     def sequences(self, split: str) -> int:
         """Rows in ``split`` (0 for a split without shards)."""
-        return sum(s.sequences for s in self.shards.get(split, []))
+        info = self.content.splits.get(split)
+        return info.sequences if info else 0
 
     def uri(self, relative: str) -> str:
         """URI of a file named in the manifest."""
         return posixpath.join(self.root.rstrip("/"), relative)
 
 
-def _safe_relative(path: Any, where: str) -> str:
-    if not isinstance(path, str) or not path:
-        raise ShardError(f"{where}: shard path {path!r} is not a string")
-    norm = posixpath.normpath(path)
-    if path.startswith("/") or "://" in path or norm.startswith("..") or norm != path:
-        raise ShardError(
-            f"{where}: shard path {path!r} is not a plain relative path inside the dataset "
-            "folder; the manifest may have been tampered with"
-        )
-    return path
-
-
 def load_manifest(root: str) -> Manifest:
     """Read and validate ``root/manifest.json`` (``root`` local path or URI).
 
     Raises:
-        ShardError: no ``_SUCCESS`` or manifest (the featurise stage did not finish), an
-            unknown format or version, a missing key, or a shard path escaping ``root``.
+        ShardError: no ``_SUCCESS`` or manifest (the featurise stage did not finish), or
+            any error of :meth:`pipeline.contracts.manifest.ShardsManifest.from_json`
+            (another format or version, a missing field, a path escaping ``root``).
     """
     fs, path = filesystem(root)
     where = f"{root.rstrip('/')}/{MANIFEST}"
@@ -218,42 +211,10 @@ def load_manifest(root: str) -> Manifest:
     except FileNotFoundError:
         raise ShardError(f"{where} not found; run `pipeline featurise` first") from None
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ShardError(
-            f"{where}: not JSON ({e.msg} at line {e.lineno}, column {e.colno})"
-        ) from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ShardError(f"{where}: not a shards manifest (format must be {FORMAT!r})")
-    if data.get("version") != FORMAT_VERSION:
-        raise ShardError(
-            f"{where}: manifest version {data.get('version')} is not supported (this code "
-            f"reads version {FORMAT_VERSION}); re-run featurise with this code version"
-        )
-    for key in ("block_size", "dtype", "vocab_size", "eot_id", "splits", "tokenizer"):
-        if key not in data:
-            raise ShardError(f"{where}: missing key {key!r}")
-    if data["dtype"] not in ("uint16", "uint32"):
-        raise ShardError(f"{where}: dtype {data['dtype']!r} is not uint16 or uint32")
-    manifest = Manifest(root=root, data=data, sha256=hashlib.sha256(raw).hexdigest())
-    for split, info in data["splits"].items():
-        shards = []
-        for i, s in enumerate(info.get("shards", [])):
-            try:
-                shards.append(
-                    ShardInfo(
-                        path=_safe_relative(s["path"], where),
-                        sequences=int(s["sequences"]),
-                        tokens=int(s["tokens"]),
-                        bytes=int(s["bytes"]),
-                        sha256=str(s["sha256"]),
-                    )
-                )
-            except (KeyError, TypeError) as e:
-                raise ShardError(f"{where}: splits.{split}.shards[{i}] malformed ({e})") from None
-        manifest.shards[split] = shards
-    _safe_relative(data["tokenizer"].get("path", ""), where)
-    return manifest
+        content = ShardsManifest.from_json(raw, where)
+    except ManifestError as e:
+        raise ShardError(str(e)) from None
+    return Manifest(root=root, content=content, sha256=hashlib.sha256(raw).hexdigest())
 
 
 def open_shard(manifest: Manifest, shard: ShardInfo) -> pa.Table:

@@ -28,6 +28,13 @@ from typing import Any
 
 import pipeline
 from pipeline import config as cfgmod
+from pipeline.contracts.manifest import (
+    PagesSource,
+    ShardInfo,
+    ShardsManifest,
+    SplitInfo,
+    TokenizerInfo,
+)
 from pipeline.fs import filesystem
 from pipeline.shards import format as fmt
 from pipeline.shards.pack import STATS_SCHEMA, PackSpec, pack_partition
@@ -145,8 +152,8 @@ def run_featurise(
         phases[name] = round(time.perf_counter() - started - sum(phases.values()), 3)
 
     fc = cfg.featurise
-    pages_uri = cfg.stage_path(fc.pages, "pages")
-    out = cfg.stage_path(fc.out, "shards")
+    pages_uri = cfg.paths.featurise_pages
+    out = cfg.paths.shards
     inputs = (pages_uri, fc.tokenizer) if fc.tokenizer else (pages_uri,)
     staged = StagedOutput(out, "featurise", overwrite=fc.overwrite, inputs=inputs)
     stats, files = read_pages_dir(pages_uri)
@@ -246,43 +253,47 @@ def run_featurise(
         else:
             results = frame.collect()
         lap("tokenise_pack_write")
-        manifest = _commit(stage, [r.asDict() for r in results], spec)
-        manifest.update(
+        splits = _commit(stage, [r.asDict() for r in results], spec)
+        config = {k: v for k, v in cfgmod.to_dict(fc).items() if k not in ("out", "overwrite")}
+        manifest = ShardsManifest(
+            block_size=fc.block_size,
+            dtype=dtype,
             vocab_size=vocab,
             eot_id=eot_id,
-            tokenizer={
-                "path": fmt.TOKENIZER,
-                "sha256": hashlib.sha256(tok_json.encode("utf-8")).hexdigest(),
-                "trained": given is None,
-                "given": fc.tokenizer,
-                "sample_bytes": fc.tokenizer_sample_bytes if given is None else 0,
-                "tokens_per_byte": round(tokens_per_byte, 6),
-            },
-            pages={
-                "path": pages_uri,
-                "stats_sha256": stats_sha,
-                "ok_pages": sum(c[0] for c in counts.values()),
-                "status": stats.get("totals", {}).get("status", {}),
-                "forced_split": forced,
-            },
-            config={k: v for k, v in cfgmod.to_dict(fc).items() if k not in ("out", "overwrite")},
+            splits=splits,
+            tokenizer=TokenizerInfo(
+                path=fmt.TOKENIZER,
+                sha256=hashlib.sha256(tok_json.encode("utf-8")).hexdigest(),
+                trained=given is None,
+                given=fc.tokenizer,
+                sample_bytes=fc.tokenizer_sample_bytes if given is None else 0,
+                tokens_per_byte=round(tokens_per_byte, 6),
+            ),
+            pages=PagesSource(
+                path=pages_uri,
+                stats_sha256=stats_sha,
+                ok_pages=sum(c[0] for c in counts.values()),
+                status=dict(stats.get("totals", {}).get("status", {})),
+                forced_split=forced,
+            ),
+            config={**config, "pages": pages_uri},
             code_version=pipeline.__version__,
         )
-        manifest["config"]["pages"] = pages_uri
         stage.write_bytes(fmt.TOKENIZER, tok_json.encode("utf-8"))
-        stage.write_json(fmt.MANIFEST, manifest)
+        stage.write_bytes(fmt.MANIFEST, manifest.to_json())
         if fingerprint is not None:
             stage.write_json("fingerprint.json", fingerprint)
     lap("commit")
-    manifest["seconds"] = round(time.perf_counter() - started, 3)
-    manifest["phases"] = phases  # returned, not written: the manifest's bytes stay stable
-    return manifest
+    result = manifest.to_dict()
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    result["phases"] = phases  # returned, not written: the manifest's bytes stay stable
+    return result
 
 
-def _commit(stage: StagedOutput, results: list[dict], spec: PackSpec) -> dict[str, Any]:
-    """Rename the tasks' files into place and return the manifest's shard part."""
+def _commit(stage: StagedOutput, results: list[dict], spec: PackSpec) -> dict[str, SplitInfo]:
+    """Rename the tasks' files into place and return the manifest's splits."""
     row_len = spec.block_size + 1
-    splits: dict[str, Any] = {}
+    splits: dict[str, SplitInfo] = {}
     for split in fmt.SPLITS:
         rows = sorted((r for r in results if r["split"] == split),
                       key=lambda r: (r["bucket"], r["piece"]))  # fmt: skip
@@ -293,29 +304,15 @@ def _commit(stage: StagedOutput, results: list[dict], spec: PackSpec) -> dict[st
         for i, r in enumerate(kept):
             name = f"{split}/part-{i:05d}-of-{len(kept):05d}.arrow"
             stage.fs.move(filesystem(r["file"])[1], f"{stage.staging}/{name}")
-            shards.append({"path": name, "sequences": r["sequences"],
-                           "tokens": r["sequences"] * row_len, "bytes": r["bytes"],
-                           "sha256": r["sha256"]})  # fmt: skip
-        splits[split] = {
-            "shards": shards,
-            "sequences": sum(s["sequences"] for s in shards),
-            "tokens": sum(s["tokens"] for s in shards),
-            "documents": sum(r["documents"] for r in rows),
-            "document_tokens": sum(r["document_tokens"] for r in rows),
-            "dropped_tokens": sum(r["dropped_tokens"] for r in rows),
-            "buckets": len({r["bucket"] for r in rows}),
-        }
+            shards.append(ShardInfo(path=name, sequences=r["sequences"],
+                                    tokens=r["sequences"] * row_len, bytes=r["bytes"],
+                                    sha256=r["sha256"]))  # fmt: skip
+        splits[split] = SplitInfo(
+            shards=tuple(shards),
+            documents=sum(r["documents"] for r in rows),
+            document_tokens=sum(r["document_tokens"] for r in rows),
+            dropped_tokens=sum(r["dropped_tokens"] for r in rows),
+            buckets=len({r["bucket"] for r in rows}),
+        )
     stage.fs.delete_dir(f"{stage.staging}/_attempts")  # failed or speculative attempts
-    totals = {
-        k: sum(s[k] for s in splits.values())
-        for k in ("sequences", "tokens", "documents", "document_tokens", "dropped_tokens")
-    }
-    return {
-        "format": fmt.FORMAT,
-        "version": fmt.FORMAT_VERSION,
-        "block_size": spec.block_size,
-        "row_length": row_len,
-        "dtype": spec.dtype,
-        "splits": splits,
-        "totals": totals,
-    }
+    return splits

@@ -107,7 +107,7 @@ def run_parse(
             before any work (:mod:`pipeline.outputs`).
     """
     started = time.perf_counter()
-    out = cfg.stage_path(cfg.parse.out, "pages")
+    out = cfg.paths.pages
     check_not_input("parse", out, cfg.parse.input)  # before listing: an input may be empty
     files = sources.expand_inputs(cfg.parse.input)
     inputs = [*cfg.parse.input, *(uri for uri, _ in files)]

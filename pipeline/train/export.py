@@ -65,7 +65,7 @@ def export_model(
             **(extra or {}),
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
-        fs, src = filesystem(manifest.uri(manifest.data["tokenizer"].get("path", TOKENIZER)))
+        fs, src = filesystem(manifest.uri(manifest.content.tokenizer.path))
         with fs.open_input_stream(src, compression=None) as f, open(tmp / TOKENIZER, "wb") as g:
             g.write(f.read())
         old = out.parent / f".{out.name}.old-{os.getpid()}"

@@ -81,12 +81,12 @@ def as_config(config: PipelineConfig | dict[str, Any] | str | os.PathLike[str]) 
 
 def data_dir(cfg: PipelineConfig) -> str:
     """The shards folder of the run: ``train.data`` or ``<work_dir>/shards``."""
-    return cfg.stage_path(cfg.train.data, "shards")
+    return cfg.paths.train_data
 
 
 def run_dir(cfg: PipelineConfig) -> str:
     """The run folder: ``train.run`` or ``<work_dir>/runs/<train.name>``."""
-    return cfg.stage_path(cfg.train.run, os.path.join("runs", cfg.train.name))
+    return cfg.paths.run
 
 
 def save_config(cfg: PipelineConfig, folder: str | os.PathLike[str]) -> Path:

@@ -81,11 +81,11 @@ def test_english_shards_are_verified_and_decode_to_the_articles(pages, en_shards
     assert digests(out).keys() >= {"_SUCCESS", "manifest.json", "tokenizer.json"}
     table = pq.read_table(pages["en"] / "part-00000.parquet")
     ok = [r for r in table.to_pylist() if r["status"] == "ok"]
-    assert m.data["pages"]["ok_pages"] == len(ok) == 106
-    splits = m.data["splits"]
-    assert splits["train"]["documents"] + splits["val"]["documents"] == len(ok)
+    assert m.content.pages.ok_pages == len(ok) == 106
+    splits = m.content.splits
+    assert splits["train"].documents + splits["val"].documents == len(ok)
     expected_val = {r["page_id"] for r in ok if key_fractions("enwiki", r["page_id"])[0] < 0.1}
-    assert splits["val"]["documents"] == len(expected_val) > 0
+    assert splits["val"].documents == len(expected_val) > 0
     assert len(m.shards["train"]) >= 2  # 1 MiB shards
     for split, shards in m.shards.items():
         for i, s in enumerate(shards):
@@ -95,10 +95,10 @@ def test_english_shards_are_verified_and_decode_to_the_articles(pages, en_shards
             assert t.schema.field("tokens").type.list_size == 129
             assert s.tokens == s.sequences * 129
         info = splits[split]
-        assert info["tokens"] + info["dropped_tokens"] == info["document_tokens"]
+        assert info.tokens + info.dropped_tokens == info.document_tokens
     assert m.dtype == "uint16" and m.vocab_size == 2000
     tok_bytes = (out / "tokenizer.json").read_bytes()
-    assert hashlib.sha256(tok_bytes).hexdigest() == m.data["tokenizer"]["sha256"]
+    assert hashlib.sha256(tok_bytes).hexdigest() == m.content.tokenizer.sha256
     tok = load_tokenizer(tok_bytes, "t")
     # Every train document appears, in (wiki, page_id) order inside its bucket: the first
     # row of a shard starts with the title and text of some training article.
@@ -179,4 +179,4 @@ def test_existing_output_needs_overwrite_and_keeps_foreign_files(pages, tmp_path
     assert (out / "NOTES.md").read_text() == "my notes on these shards"
     listed = set(json.loads((out / MARKER).read_text())["files"])
     assert {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} == listed | {"NOTES.md"}
-    assert fmt.load_manifest(str(out)).data["pages"]["ok_pages"] == 106
+    assert fmt.load_manifest(str(out)).content.pages.ok_pages == 106

@@ -10,66 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.fs import filesystem
 from pipeline.shards import reader
-from pipeline.shards.format import FORMAT, FORMAT_VERSION, ShardError, ShardWriter
+from pipeline.shards.format import ShardError
 from pipeline.shards.reader import ShardDataset, epoch_permutation
-
-BLOCK = 8
-L = BLOCK + 1
-
-
-def rows_for(first: int, n: int, base: int = 0) -> np.ndarray:
-    """Rows ``first..first+n-1``; row ``i`` holds ``base + i*L + j`` at position ``j``."""
-    ids = np.arange(first, first + n)[:, None]
-    return base + ids * L + np.arange(L)[None, :]
-
-
-def make_shards(
-    root: Path,
-    train: tuple[int, ...] = (13, 30, 7),
-    val: tuple[int, ...] = (10,),
-    dtype: str = "uint16",
-    base: int = 0,
-    extra: dict | None = None,
-) -> Path:
-    """A complete shards folder: shards of the given row counts, manifest.json, _SUCCESS."""
-    fs, _ = filesystem(str(root))
-    splits = {}
-    for split, counts in (("train", train), ("val", val)):
-        (root / split).mkdir(parents=True)
-        shards, first = [], 0
-        for i, n in enumerate(counts):
-            rel = f"{split}/part-{i:05d}-of-{len(counts):05d}.arrow"
-            w = ShardWriter(fs, str(root / rel), BLOCK, dtype)
-            w.write(rows_for(first, n, base))
-            w.close()
-            first += n
-            shards.append(
-                {
-                    "path": rel,
-                    "sequences": n,
-                    "tokens": n * L,
-                    "bytes": w.bytes,
-                    "sha256": w.sha256,
-                }  # fmt: skip
-            )
-        splits[split] = {"shards": shards, "sequences": first, "tokens": first * L}
-    manifest = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "block_size": BLOCK,
-        "row_length": L,
-        "dtype": dtype,
-        "vocab_size": 1 << 20 if dtype == "uint32" else 1 << 16,
-        "eot_id": 0,
-        "tokenizer": {"path": "tokenizer.json", "sha256": ""},
-        "splits": splits,
-        **(extra or {}),
-    }
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    (root / "_SUCCESS").write_text("")
-    return root
+from tests.support.shards import BLOCK, L, make_shards, rows_for
 
 
 @pytest.fixture
@@ -196,7 +140,7 @@ def test_state_saved_at_two_ranks_loads_at_one_and_four(shards: Path) -> None:
 
 def test_load_state_rejects_other_data(shards: Path, tmp_path: Path) -> None:
     state = ShardDataset(str(shards), global_batch=8).state_dict()
-    other = make_shards(tmp_path / "other", extra={"code_version": "other"})  # same rows
+    other = make_shards(tmp_path / "other", code_version="other")  # same rows
     with pytest.raises(ShardError, match="manifest_sha256 .* differs"):
         ShardDataset(str(other), global_batch=8).load_state_dict(state)
     with pytest.raises(ShardError, match="global_batch 8 differs from this dataset's 10"):

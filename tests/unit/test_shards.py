@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,8 @@ from pipeline.shards.tokenize import (
     sample_texts,
     train_tokenizer,
 )
-from tests.unit.sources_md import read_sample
+from tests.support.manifests import write_dataset
+from tests.support.samples import read_sample
 
 EN = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 
@@ -182,20 +182,13 @@ def test_pack_partition_refuses_unsorted_input(tokenizer, tmp_path) -> None:
 
 
 def _dataset(tmp_path: Path, shard_path: str = "train/part-00000-of-00001.arrow") -> Path:
-    root = tmp_path / "shards"
-    (root / "train").mkdir(parents=True)
-    w = fmt.ShardWriter(pafs.LocalFileSystem(), str(root / "train/part-00000-of-00001.arrow"),
-                        8, "uint16")  # fmt: skip
-    w.write(np.ones((4, 9), dtype=np.uint16))
-    w.close()
-    manifest = {
-        "format": fmt.FORMAT, "version": fmt.FORMAT_VERSION, "block_size": 8, "dtype": "uint16",
-        "vocab_size": 300, "eot_id": 0, "tokenizer": {"path": "tokenizer.json"},
-        "splits": {"train": {"shards": [{"path": shard_path, "sequences": 4, "tokens": 36,
-                                         "bytes": w.bytes, "sha256": w.sha256}]}},
-    }  # fmt: skip
-    (root / fmt.MANIFEST).write_text(json.dumps(manifest))
-    (root / "_SUCCESS").write_text("")
+    root = write_dataset(tmp_path / "shards", {"train": [np.ones((4, 9), dtype=np.uint16)]},
+                         vocab_size=300)  # fmt: skip
+    if shard_path != "train/part-00000-of-00001.arrow":  # a tampered manifest
+        text = (root / fmt.MANIFEST).read_text()
+        (root / fmt.MANIFEST).write_text(
+            text.replace("train/part-00000-of-00001.arrow", shard_path)
+        )
     return root
 
 
