@@ -118,6 +118,7 @@ def run_parse(
         namespaces=tuple(cfg.parse.namespaces),
         max_wikitext_bytes=cfg.parse.max_wikitext_bytes,
         parse_timeout_s=cfg.parse.parse_timeout_s,
+        page_memory_bytes=cfg.parse.page_memory_bytes,
         on_damaged=cfg.parse.on_damaged,
     )
     with staged as stage:  # entered first: an unwritable output fails before Spark starts

@@ -7,6 +7,7 @@ Every ``<page>`` read becomes exactly one row, whatever its status.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections import Counter
@@ -19,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.fs import filesystem, join_uri
-from pipeline.wiki import sources
-from pipeline.wiki.clean import CleanOptions, CleanTimeout, ParserError, clean_wikitext
+from pipeline.wiki import guard, sources
+from pipeline.wiki.clean import CleanOptions
 from pipeline.wiki.xmlpages import DumpError, Page, PageReader, SiteInfo
 
 PAGES_SCHEMA = pa.schema(
@@ -49,12 +50,20 @@ ROWS_PER_GROUP = 2000  # Parquet row group size; bounds the rows held in memory
 
 @dataclass(frozen=True)
 class ParseOptions:
-    """Plain-value options of a parse task (shipped to executors)."""
+    """Plain-value options of a parse task (shipped to executors).
+
+    ``parse_timeout_s`` is CPU seconds per page; ``page_memory_bytes`` the memory one
+    page's cleaning may add (see :class:`pipeline.wiki.guard.PageWorker`). With
+    ``page_worker`` false (or where ``fork`` is missing) pages are cleaned in-process:
+    only the pre-scan and the cleaner's own time guard, which the C tokenizer ignores.
+    """
 
     namespaces: tuple[int, ...] = (0,)
     max_wikitext_bytes: int = 4 << 20
     parse_timeout_s: float = 30.0
     on_damaged: str = "fail"
+    page_memory_bytes: int = 1 << 30
+    page_worker: bool = True
 
 
 @dataclass
@@ -89,12 +98,21 @@ def _timestamp(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def page_row(page: Page, wiki: str, source: str, opts: ParseOptions, clean: CleanOptions):
+def page_row(
+    page: Page,
+    wiki: str,
+    source: str,
+    opts: ParseOptions,
+    clean: CleanOptions,
+    worker: guard.PageWorker | None = None,
+):
     """Return the pages-table row (a dict) of one page; only cleaning errors are caught.
 
     Status order: ``namespace`` (not kept) → ``redirect`` → ``non_wikitext`` → ``empty`` →
-    ``too_large`` → cleaned: ``ok``, or ``parse_error`` on mwparserfromhell's
-    ``ParserError``, the time guard, or recursion too deep; ``empty`` if nothing is left.
+    ``too_large`` → ``parse_error`` when :func:`pipeline.wiki.guard.prescan` rejects the
+    markup → cleaned (in ``worker`` when given, else in-process): ``ok``, or
+    ``parse_error`` on mwparserfromhell's ``ParserError``, the time guard, recursion too
+    deep, or the worker's CPU or memory limit; ``empty`` if nothing is left.
     """
     raw = page.text or ""
     nbytes = len(raw.encode("utf-8"))
@@ -109,11 +127,15 @@ def page_row(page: Page, wiki: str, source: str, opts: ParseOptions, clean: Clea
         status = "empty"
     elif nbytes > opts.max_wikitext_bytes:
         status = "too_large"
+    elif (error := guard.prescan(raw)) is not None:
+        status = "parse_error"
     else:
-        try:
-            result = clean_wikitext(raw, clean)
-        except (ParserError, CleanTimeout, RecursionError) as e:
-            status, error = "parse_error", f"{type(e).__name__}: {e}"
+        if worker is not None:
+            result, error = worker.clean(raw, clean)
+        else:
+            result, error = guard.clean_or_error(raw, clean)
+        if error is not None:
+            status = "parse_error"
         else:
             text, categories = result.text, result.categories
             status = "ok" if text else "empty"
@@ -141,7 +163,11 @@ def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Ite
         reader.siteinfo.namespaces = {int(k): v for k, v in reader.siteinfo.namespaces.items()}
     clean: CleanOptions | None = None
     wiki = ""
-    with sources.open_task(task) as (stream, compressed_pos):
+    worker = None
+    if opts.page_worker and guard.PageWorker.available():  # forks on the first page cleaned
+        worker = guard.PageWorker(opts.parse_timeout_s, opts.page_memory_bytes)
+    closing = worker or contextlib.nullcontext()  # no cleaning process outlives the task
+    with closing, sources.open_task(task) as (stream, compressed_pos):
         try:
             while True:
                 try:
@@ -157,7 +183,7 @@ def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Ite
                     )
                     wiki = wiki_name(reader.siteinfo, source)
                 for page in pages:
-                    yield page_row(page, wiki, task["name"], opts, clean)
+                    yield page_row(page, wiki, task["name"], opts, clean, worker)
                 if not data:
                     break
         except DumpError as e:

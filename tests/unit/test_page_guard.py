@@ -1,0 +1,254 @@
+"""Per-page guards: pathological markup never hangs a task, normal pages are untouched.
+
+The crafted dumps are a real sample with extra ``<page>`` elements of each shape seen
+hanging a parse task: 200,000 nested ``{{``, 100,000 unclosed ``[[a|``, a 100,000-row
+table (all rejected by the pre-scan), and 30,000 unclosed ``<span>`` (quadratic in the
+C tokenizer, about a minute of CPU, not pre-scanned: the worker's time guard stops it).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import psutil
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.wiki import guard, pages, sources
+from pipeline.wiki.clean import CleanOptions
+from pipeline.wiki.xmlpages import DumpError, Page, PageReader
+
+WIKI = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "wiki"
+SAMPLE = "enwiki-20250201-tiny_dump.xml.bz2"  # 70 pages, 6 of them articles
+TIMEOUT_S = 2.0  # parse_timeout_s of the crafted-dump runs
+
+# title: (wikitext, the start of the row's error)
+BAD_PAGES = {
+    "Guard nested templates": (
+        "{{" * 200_000 + "x" + "}}" * 200_000,
+        "nesting too deep: 200000 levels of {{ (limit 256)",
+    ),
+    "Guard unclosed links": ("[[a|" * 100_000, "nesting too deep: 100000 levels of [[ (limit 256)"),
+    "Guard huge table": (
+        "{|\n" + "|-\n| a || b\n" * 100_000 + "|}\n",
+        "table too large: 100000 rows (limit 20000)",
+    ),
+    "Guard unclosed tags": ("<span>" * 30_000, f"time guard: over {TIMEOUT_S:g}s of CPU"),
+}
+
+
+def _page_xml(title: str, page_id: int, wikitext: str) -> str:
+    return textwrap.dedent(f"""\
+      <page>
+        <title>{escape(title)}</title>
+        <ns>0</ns>
+        <id>{page_id}</id>
+        <revision>
+          <id>{page_id + 10**9}</id>
+          <timestamp>2025-02-01T00:00:00Z</timestamp>
+          <model>wikitext</model>
+          <format>text/x-wiki</format>
+          <text xml:space="preserve">{escape(wikitext)}</text>
+        </revision>
+      </page>
+    """)
+
+
+def crafted_dump(folder: Path, bad: dict[str, tuple[str, str]] = BAD_PAGES) -> Path:
+    """Write ``folder/<SAMPLE>``: the real sample with the ``bad`` pages spread between
+    its pages (the same file name, so that rows' ``source`` match the sample's)."""
+    xml = bz2.decompress((WIKI / SAMPLE).read_bytes()).decode("utf-8")
+    parts = xml.split("</page>")
+    step = len(parts) // (len(bad) + 1)
+    for k, (title, (wikitext, _)) in enumerate(bad.items()):
+        at = (k + 1) * step  # after page `at`, before the next
+        parts[at] = "\n" + _page_xml(title, 90_000_000 + k, wikitext) + parts[at].lstrip("\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / SAMPLE
+    out.write_bytes(bz2.compress("</page>".join(parts).encode("utf-8"), 1))
+    return out
+
+
+def parse_file(path: Path, out: Path, opts: pages.ParseOptions) -> list[dict]:
+    """Every row of ``path`` through :func:`pipeline.wiki.pages.run_task`."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for task in sources.plan_tasks(sources.expand_inputs([str(path)]), 1 << 30):
+        stats = pages.run_task(task, opts, str(out), "0-0")
+        assert stats.rows == stats.pages
+        rows += pq.read_table(stats.file).to_pylist()
+    return rows
+
+
+def sample_pages() -> Iterator[tuple[str, Page]]:
+    """Every page of every readable shared sample (not 7z, indexes or the truncated one)."""
+    for path in sorted(WIKI.rglob("*")):
+        name = path.name
+        if not path.is_file() or name.endswith((".md", ".7z")) or sources.is_index(name):
+            continue
+        opener = {".bz2": bz2.open, ".gz": gzip.open}.get(path.suffix, open)
+        reader = PageReader(str(path))
+        try:
+            with opener(path, "rb") as f:
+                while data := f.read(1 << 20):
+                    yield from ((name, p) for p in reader.feed(data))
+                yield from ((name, p) for p in reader.close())
+        except DumpError:
+            assert "TRUNCATED" in name
+
+
+def zombies() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True)
+            if p.status() == psutil.STATUS_ZOMBIE]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("wikitext", "reason"),
+    [(text, reason) for text, reason in BAD_PAGES.values() if "guard" not in reason]
+    + [
+        ("{{a|" * 300, "nesting too deep: 300 levels of {{ (limit 256)"),
+        ("[[" * 257 + "]]" * 257, "nesting too deep: 257 levels of [[ (limit 256)"),
+        ("{|\n" + "|-\n|a\n" * 20_001 + "|}", "table too large: 20001 rows (limit 20000)"),
+    ],
+)
+def test_prescan_rejects_pathological_shapes(wikitext: str, reason: str) -> None:
+    assert guard.prescan(wikitext) == reason
+
+
+def test_prescan_passes_at_the_limits_and_stray_closers() -> None:
+    assert guard.prescan("{{" * 256 + "}}" * 256) is None
+    assert guard.prescan("{{a}} " * 10_000) is None  # many templates, none nested
+    assert guard.prescan("]]" * 1000 + "[[a]]" * 300) is None  # stray closers never go below 0
+    assert guard.prescan("{|\n" + "|-\n|a\n" * 20_000 + "|}") is None
+
+
+def test_prescan_passes_every_page_of_the_shared_samples() -> None:
+    rejected, count = [], 0
+    for name, page in sample_pages():
+        count += 1
+        if page.text and (reason := guard.prescan(page.text)):
+            rejected.append((name, page.title, reason))
+    assert count > 5000  # every sample was read
+    assert rejected == []
+
+
+@pytest.mark.timeout(300)
+def test_crafted_dump_bad_pages_rejected_normal_pages_identical(tmp_path: Path) -> None:
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    opts = pages.ParseOptions(parse_timeout_s=TIMEOUT_S)
+    clean = parse_file(WIKI / SAMPLE, tmp_path / "clean", pages.ParseOptions(page_worker=False))
+    started = time.monotonic()
+    rows = parse_file(crafted_dump(tmp_path / "in"), tmp_path / "crafted", opts)
+    seconds = time.monotonic() - started
+
+    bad = {r["title"]: r for r in rows if r["title"] in BAD_PAGES}
+    assert set(bad) == set(BAD_PAGES)
+    for title, (_, reason) in BAD_PAGES.items():
+        assert (bad[title]["status"], bad[title]["error"]) == ("parse_error", reason), title
+        assert bad[title]["text"] is None
+    # Normal pages: the same rows (text, categories, every column) as without the bad
+    # pages, cleaned in-process; three of the articles come after a killed worker.
+    assert [r for r in rows if r["title"] not in BAD_PAGES] == clean
+    assert sum(r["status"] == "ok" for r in clean) == 6
+    # Bounded: the pre-scan is instant and the time guard fires at 2s + polling; without
+    # them this input runs for hours. Generous for a shared, loaded machine.
+    assert seconds < 120
+    assert {p.pid for p in psutil.Process().children(recursive=True)} == before
+    assert zombies() == []
+
+
+def test_worker_matches_in_process_on_a_sample(tmp_path: Path) -> None:
+    path = WIKI / "simplewiki-camchenry.xml.bz2"
+    inproc = parse_file(path, tmp_path / "a", pages.ParseOptions(page_worker=False))
+    worker = parse_file(path, tmp_path / "b", pages.ParseOptions())
+    assert worker == inproc
+    assert sum(r["status"] == "ok" for r in worker) == 6
+
+
+def test_time_guard_kills_the_tokenizer_and_restarts() -> None:
+    opts = CleanOptions()
+    with guard.PageWorker(timeout_s=1.0, memory_bytes=1 << 30) as worker:
+        assert worker.clean("Hello [[world]].", opts)[0].text == "Hello world."
+        cpu = time.process_time()
+        result, error = worker.clean("<span>" * 30_000, opts)
+        assert (result, error) == (None, "time guard: over 1s of CPU")
+        assert time.process_time() - cpu < 1.0  # the parent only waited
+        assert worker.pid is None and worker.starts == 1
+        assert worker.clean("Hello [[world]].", opts)[0].text == "Hello world."
+        assert worker.starts == 2
+    assert worker.pid is None
+    assert zombies() == []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS is enforced on Linux only")
+def test_memory_guard_bounds_one_page() -> None:
+    opts = CleanOptions()
+    page = "[[a]] " * 300_000  # 1.8 MB of links: about 250 MB of tokens
+    with guard.PageWorker(timeout_s=60.0, memory_bytes=64 << 20) as worker:
+        result, error = worker.clean(page, opts)
+        assert (result, error) == (None, "memory guard: over 64 MiB of memory")
+        assert worker.clean("Hello [[world]].", opts)[0].text == "Hello world."
+    assert guard.clean_or_error(page, opts)[1] is None  # in-process, unbounded: it fits
+
+
+def test_page_errors_and_bugs_from_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    opts = CleanOptions()
+    with guard.PageWorker(timeout_s=30.0, memory_bytes=1 << 30) as worker:
+        assert worker.clean("x" * 10, opts) == guard.clean_or_error("x" * 10, opts)
+
+        def broken(wikitext: str, options: CleanOptions) -> None:
+            raise KeyError("a bug")
+
+        monkeypatch.setattr(guard, "clean_wikitext", broken)  # the next child inherits it
+        worker.close()
+        with pytest.raises(guard.PageWorkerError, match="KeyError: 'a bug'"):
+            worker.clean("Hello", opts)
+
+
+def test_child_killed_from_outside_is_replaced() -> None:
+    opts = CleanOptions()
+    with guard.PageWorker(timeout_s=30.0, memory_bytes=1 << 30) as worker:
+        worker.clean("a", opts)
+        os.kill(worker.pid, signal.SIGKILL)  # e.g. the kernel's OOM killer, between pages
+        assert worker.clean("Hello [[world]].", opts)[0].text == "Hello world."
+        assert worker.starts == 2
+    assert zombies() == []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux only")
+def test_child_dies_with_its_parent(tmp_path: Path) -> None:
+    code = textwrap.dedent("""\
+        import sys, time
+        from pipeline.wiki import guard
+        from pipeline.wiki.clean import CleanOptions
+        worker = guard.PageWorker(timeout_s=600.0, memory_bytes=1 << 30)
+        worker.clean("a", CleanOptions())
+        print(worker.pid, flush=True)
+        worker.clean("<span>" * 100_000, CleanOptions())  # busy in the C tokenizer
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = psutil.Process(int(parent.stdout.readline()))
+    time.sleep(0.5)
+    parent.kill()  # no chance to close the worker
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _running(child):
+        time.sleep(0.05)
+    assert not _running(child)
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE  # a zombie waits for init to reap it
+    except psutil.NoSuchProcess:
+        return False
