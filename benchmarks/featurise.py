@@ -16,7 +16,8 @@ Usage (from the repository root)::
 4. runs ``local[1]`` on half of the pages to show whether peak memory grows with pages.
 
 Peak RSS is the largest sum of RSS over the process tree (JVM + Python workers), sampled
-every 0.2 s. It prints a markdown table; it asserts nothing.
+every 0.2 s. It prints a markdown table (``--json PATH`` also writes the numbers and the
+target as data, :mod:`benchmarks.results`); it asserts nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ import psutil
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 PIPELINE = [sys.executable, "-m", "pipeline.cli"]
+
+from benchmarks.results import Results  # noqa: E402
 
 
 def _tree_rss(proc: psutil.Process) -> int:
@@ -50,8 +54,9 @@ def _tree_rss(proc: psutil.Process) -> int:
 def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """Run ``cmd``; return ``(wall seconds, peak tree RSS bytes, stdout)``."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=ROOT)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT
+    )
     ps = psutil.Process(proc.pid)
     peak = [0]
 
@@ -72,25 +77,40 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[flo
 
 
 def featurise(pages: Path, out: Path, master: str, *extra: str) -> dict:
-    cmd = [*PIPELINE, "featurise", "conf/local.yaml", "--pages", str(pages), "--out", str(out),
-           f"spark.master={master}", "spark.ui_enabled=false", "featurise.overwrite=true",
-           *extra]  # fmt: skip
+    cmd = [
+        *PIPELINE,
+        "featurise",
+        "conf/local.yaml",
+        "--pages",
+        str(pages),
+        "--out",
+        str(out),
+        f"spark.master={master}",
+        "spark.ui_enabled=false",
+        "featurise.overwrite=true",
+        *extra,
+    ]
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
     wall, peak, stdout = run_measured(cmd, env)
     manifest = json.loads((out / "manifest.json").read_text())
     phases = {k: float(v) for k, v in re.findall(r"(\w+) ([\d.]+)s", stdout.split("phases:")[1])}
     stage = sum(phases.values()) - phases["session"]
-    return {"wall": wall, "stage": stage, "pack": phases["tokenise_pack_write"], "peak": peak,
-            "tokens": manifest["totals"]["document_tokens"],
-            "documents": manifest["totals"]["documents"]}  # fmt: skip
+    return {
+        "wall": wall,
+        "stage": stage,
+        "pack": phases["tokenise_pack_write"],
+        "peak": peak,
+        "tokens": manifest["totals"]["document_tokens"],
+        "documents": manifest["totals"]["documents"],
+    }
 
 
 def documents(pages: Path) -> list[str]:
     """The ``title\\n\\ntext`` documents of the ok pages, as the stage builds them."""
+    from pipeline.contracts.pages import read_pages_dir
     from pipeline.shards.tokenize import document
-    from pipeline.wiki.pages import read_pages_dir
 
-    _, files = read_pages_dir(str(pages))
+    files = read_pages_dir(str(pages)).files
     docs = []
     for f in files:
         t = pq.read_table(f, columns=["title", "text", "status"])
@@ -114,30 +134,42 @@ def raw_encode(tokenizer: Path, docs: list[str], threads: int | None) -> tuple[f
     env = dict(os.environ)
     if threads:
         env["RAYON_NUM_THREADS"] = str(threads)
-    proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(docs), text=True,
-                          capture_output=True, env=env, check=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(docs),
+        text=True,
+        capture_output=True,
+        env=env,
+        check=True,
+    )
     seconds, tokens = proc.stdout.split()
     return float(seconds), int(tokens)
 
 
 def half_pages(pages: Path, out: Path) -> Path:
     """A committed pages folder holding every other ok page of ``pages``."""
-    from pipeline.wiki.pages import read_pages_dir
+    from dataclasses import replace
 
-    stats, files = read_pages_dir(str(pages))
+    from pipeline.contracts.pages import STATS_FILE, read_pages_dir
+
+    source = read_pages_dir(str(pages))
     out.mkdir(parents=True, exist_ok=True)
-    table = pq.read_table(files)
+    table = pq.read_table(source.files)
     pq.write_table(table.take(list(range(0, table.num_rows, 2))), out / "part-00000.parquet")
-    (out / "stats.json").write_text(json.dumps({**stats, "files": ["part-00000.parquet"]}))
+    stats = replace(source.stats, files=("part-00000.parquet",))  # through the contract
+    (out / STATS_FILE).write_bytes(stats.to_json())
     (out / "_SUCCESS").write_text("")
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the featurise benchmark; print its table and target (and write ``--json``)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pages", type=Path, required=True, help="committed pages folder")
     ap.add_argument("--work", type=Path, default=Path("work/bench-featurise"))
+    ap.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     args = ap.parse_args(argv)
+    results = Results("featurise")
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -150,41 +182,81 @@ def main(argv: list[str] | None = None) -> int:
     for master in ("local[1]", "local[2]"):
         rows.append((f"stage {master}", featurise(args.pages, work / master, master, given)))
     half = half_pages(args.pages, work / "half-pages")
-    rows.append(("stage local[1], half the pages", featurise(half, work / "half", "local[1]",
-                                                             given)))  # fmt: skip
+    rows.append(
+        ("stage local[1], half the pages", featurise(half, work / "half", "local[1]", given))
+    )
 
     docs = documents(args.pages)
     raw = {t: raw_encode(tok, docs, t) for t in (None, 1)}
 
     cores = psutil.cpu_count(logical=True)
-    print(f"\nfeaturise benchmark: {len(docs)} documents from {args.pages}; {cores} cores; "
-          "wall includes JVM start\n")  # fmt: skip
-    print("| run | documents | tokens | wall s | stage s | tokens/s (stage) "
-          "| tokenise+pack+write s | tokens/s (that phase) | peak RSS MiB |")  # fmt: skip
+    print(
+        f"\nfeaturise benchmark: {len(docs)} documents from {args.pages}; {cores} cores; "
+        "wall includes JVM start\n"
+    )
+    print(
+        "| run | documents | tokens | wall s | stage s | tokens/s (stage) "
+        "| tokenise+pack+write s | tokens/s (that phase) | peak RSS MiB |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    table = []
     for name, r in rows:
         rate, peak = r["tokens"] / r["stage"], r["peak"] / 2**20
-        print(f"| {name} | {r['documents']} | {r['tokens']} | {r['wall']:.1f} | "
-              f"{r['stage']:.1f} | {rate:,.0f} | {r['pack']:.1f} | "
-              f"{r['tokens'] / r['pack']:,.0f} | {peak:,.0f} |")  # fmt: skip
+        table.append(
+            {
+                "run": name,
+                "documents": r["documents"],
+                "tokens": r["tokens"],
+                "wall_s": r["wall"],
+                "stage_s": r["stage"],
+                "tokens_per_s": rate,
+                "pack_s": r["pack"],
+                "pack_tokens_per_s": r["tokens"] / r["pack"],
+                "peak_rss_mib": peak,
+            }
+        )
+        print(
+            f"| {name} | {r['documents']} | {r['tokens']} | {r['wall']:.1f} | "
+            f"{r['stage']:.1f} | {rate:,.0f} | {r['pack']:.1f} | "
+            f"{r['tokens'] / r['pack']:,.0f} | {peak:,.0f} |"
+        )
     for threads, (sec, tokens) in raw.items():
         label = f"encode_batch, one process, RAYON_NUM_THREADS={threads or 'default'}"
-        print(f"| {label} | {len(docs)} | {tokens} | - | {sec:.1f} | {tokens / sec:,.0f} "
-              "| - | - | - |")  # fmt: skip
+        print(
+            f"| {label} | {len(docs)} | {tokens} | - | {sec:.1f} | {tokens / sec:,.0f} "
+            "| - | - | - |"
+        )
+        table.append(
+            {
+                "run": label,
+                "documents": len(docs),
+                "tokens": tokens,
+                "wall_s": None,
+                "stage_s": sec,
+                "tokens_per_s": tokens / sec,
+                "pack_s": None,
+                "pack_tokens_per_s": None,
+                "peak_rss_mib": None,
+            }
+        )
+    results.table("runs", table)
     one = dict(rows)["stage local[1]"]
     two = dict(rows)["stage local[2]"]
     raw_default = raw[None][1] / raw[None][0]
     ratio = (one["tokens"] / one["stage"]) / raw_default
-    print(
-        f"\nlocal[1] stage / raw encode_batch (default threads): {ratio:.2f}x "
-        f"(target >= 0.5x: {'pass' if ratio >= 0.5 else 'FAIL'})"
+    target = results.target(
+        "local[1] stage tokens/s ÷ raw encode_batch tokens/s (default threads)", ratio, 0.5
     )
-    print(f"local[2] / local[1] stage tokens/s: {one['stage'] / two['stage']:.2f}x")
+    print(f"\n{target.line()}")
     half_peak = dict(rows)["stage local[1], half the pages"]["peak"]
-    print(
+    results.notes += [
+        f"local[2] / local[1] stage tokens/s: {one['stage'] / two['stage']:.2f}x",
         f"peak RSS local[1]: half the pages {half_peak / 2**20:,.0f} MiB, all "
-        f"{one['peak'] / 2**20:,.0f} MiB"
-    )
+        f"{one['peak'] / 2**20:,.0f} MiB",
+    ]
+    print("\n".join(results.notes))
+    if args.json:
+        results.write(args.json)
     return 0
 
 

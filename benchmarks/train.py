@@ -21,7 +21,9 @@ In one run it:
    FLOPs utilisation: ``flops_per_token x tokens/s`` over the GPU's peak bf16 FLOP/s
    (``--peak-tflops``, or a table of known GPUs).
 
-Targets: ours >= 0.9x the plain loop; data wait < 5% of step time. It asserts nothing.
+Targets: ours >= 0.9x the plain loop; data wait <= 5% of step time; printed with
+pass/FAIL (``--json PATH`` also writes the numbers and targets as data,
+:mod:`benchmarks.results`). It asserts nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.results import Results  # noqa: E402
 from models.gpt import GPT  # noqa: E402
 from pipeline.shards.reader import ShardDataset  # noqa: E402
 from pipeline.stage_config import load_config  # noqa: E402
@@ -126,7 +129,8 @@ def plain(config: str, data: str, steps: int, overrides: list[str]) -> tuple[lis
     return seconds, model
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Run the train benchmark; print its table and targets (and write ``--json``)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="shards folder")
     p.add_argument("--config", default=str(ROOT / "conf" / "local.yaml"))
@@ -134,8 +138,10 @@ def main() -> None:
     p.add_argument("--skip", type=int, default=5, help="warm-up steps left out of the medians")
     p.add_argument("--rounds", type=int, default=3, help="alternate rounds of the two loops")
     p.add_argument("--peak-tflops", type=float, help="GPU peak bf16 TFLOP/s for the MFU")
+    p.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. train.micro_batch=8")
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    results = Results("train")
 
     cfg = load_config(a.config, [*a.overrides, "train.np=1"])
     tokens = cfg.train.global_batch * cfg.model.block_size
@@ -172,6 +178,32 @@ def main() -> None:
     )
     per = ", ".join(f"{v:,.0f}" for v in plain_tps)
     print(f"| plain PyTorch loop | {best_plain:,.0f} | 1.00x | - | {per} |")
+    results.table(
+        "loops",
+        [
+            {
+                "loop": "pipeline train -np 1",
+                "tokens_per_s": best_ours,
+                "vs_plain": best_ours / best_plain,
+                "data_wait": wait,
+                "rounds_tokens_per_s": ours_tps,
+            },
+            {
+                "loop": "plain PyTorch loop",
+                "tokens_per_s": best_plain,
+                "vs_plain": 1.0,
+                "data_wait": None,
+                "rounds_tokens_per_s": plain_tps,
+            },
+        ],
+    )
+    print()
+    print(
+        results.target(
+            "pipeline train tokens/s ÷ plain loop tokens/s", best_ours / best_plain, 0.9
+        ).line()
+    )
+    print(results.target("data wait share of step time", wait, 0.05, higher=False).line())
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         peak = (
@@ -180,14 +212,18 @@ def main() -> None:
             else next((v for k, v in PEAK_BF16.items() if k in name), None)
         )
         if peak is None:
-            print(f"\nMFU: unknown peak for {name}; pass --peak-tflops")
+            results.notes.append(f"MFU: unknown peak for {name}; pass --peak-tflops")
         else:
             fpt = model.flops_per_token()
-            print(
-                f"\nMFU on {name} (peak {peak / 1e12:.0f} TFLOP/s bf16): ours "
+            results.notes.append(
+                f"MFU on {name} (peak {peak / 1e12:.0f} TFLOP/s bf16): ours "
                 f"{fpt * best_ours / peak:.1%}, plain {fpt * best_plain / peak:.1%}"
             )
+        print("\n" + results.notes[-1])
+    if a.json:
+        results.write(a.json)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

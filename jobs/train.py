@@ -1,19 +1,66 @@
-"""The script each Horovod rank runs (started by ``horovodrun`` or ``pipeline train``).
+"""The script each Horovod rank runs: ``python jobs/train.py CONFIG.yaml [key.sub=value ...]``.
 
-``pipeline train [CONFIG.yaml] --data SHARDS --run RUN -np N`` writes the resolved config
-to ``RUN/config.yaml`` and starts ``horovodrun -np N -H localhost:N --gloo
---network-interface lo python jobs/train.py RUN/config.yaml``. Inside a rank (horovodrun
-exports ``HOROVOD_RANK``) ``pipeline train`` trains as that rank instead of launching
-again. By hand, the same: ``horovodrun -np 2 -H localhost:2 --gloo --network-interface lo
-python jobs/train.py conf/local.yaml --data SHARDS --run RUN``.
+``pipeline train [CONFIG.yaml] --data SHARDS --run RUN -np N`` (the launcher) checks the
+input, writes the resolved config to ``RUN/config.yaml`` and starts ``horovodrun -np N -H
+localhost:N --gloo --network-interface lo python jobs/train.py RUN/config.yaml``. Each rank
+then loads that file and calls :func:`pipeline.train.loop.train_rank`, as Horovod's own
+examples run their ``main`` under horovodrun; rank 0 claims the run folder and saves the
+config there itself, so the script also runs by hand::
 
-Exit status 0 on success, 1 when training failed, 2 on bad usage or config; the error
-is one line on stderr (``--debug`` or ``PIPELINE_DEBUG=1`` shows the traceback).
+    horovodrun -np 2 -H localhost:2 --gloo --network-interface lo \\
+      python jobs/train.py conf/local.yaml train.data=SHARDS train.run=RUN
+
+Exit status 0 on success, 1 when training failed, 2 on bad usage or config. A failure is
+one line on stderr, ``pipeline train: error: WHAT; WHAT TO DO``, the line the launcher looks
+for in the ranks' output to name the rank that failed and why (``--debug`` or
+``PIPELINE_DEBUG=1`` shows the traceback instead).
 """
 
+import argparse
 import sys
+from collections.abc import Sequence
 
-from pipeline.cli import main
+from pipeline.cli import DEBUG_ENV, debug_enabled, report_failure
+from pipeline.errors import EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The arguments of one rank: the config file, overrides and ``--debug``."""
+    p = argparse.ArgumentParser(
+        prog="jobs/train.py",
+        description="Train as one Horovod rank (started by horovodrun; see pipeline train).",
+    )
+    p.add_argument("config", metavar="CONFIG.yaml", help="the resolved config, RUN/config.yaml")
+    p.add_argument(
+        "overrides", nargs="*", default=[], metavar="key.sub=value", help="config overrides"
+    )
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the full traceback of a failure (or set {DEBUG_ENV}=1)",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train as this rank; return the exit code (a failure is reported on stderr)."""
+    ns = build_parser().parse_args(argv)
+    debug = debug_enabled(ns)
+    cfg = None
+    try:
+        from pipeline.stage_config import load_config
+        from pipeline.stages import value_errors_fail
+        from pipeline.train.loop import train_rank
+
+        cfg = load_config(ns.config, ns.overrides)
+        with value_errors_fail():
+            train_rank(cfg)
+    except (Exception, KeyboardInterrupt) as e:
+        if debug:
+            raise
+        return report_failure(e, "train", cfg, argparse.Namespace())
+    return EXIT_OK
+
 
 if __name__ == "__main__":
-    sys.exit(main(["train", *sys.argv[1:]]))
+    sys.exit(main())

@@ -155,8 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _flag_overrides(ns: argparse.Namespace) -> list[str]:
-    """Translate stage flags into ``key=value`` overrides (flags beat positional ones)."""
+def flag_values(ns: argparse.Namespace) -> list[tuple[str, object]]:
+    """The stage flags of a parsed command line as ``(config key, value)`` pairs, values as
+    argparse typed them (``-np 2`` an int, ``--input`` a list); flags not given are left out.
+    """
     pairs: list[tuple[str, object]] = []
     cmd = ns.command
     if cmd == "download":
@@ -164,8 +166,7 @@ def _flag_overrides(ns: argparse.Namespace) -> list[str]:
         pairs += [("download.kind", ns.kind), ("download.out", ns.out)]
         pairs += [("download.mirror", ns.mirror), ("download.overwrite", ns.overwrite or None)]
     elif cmd == "parse":
-        if ns.input:
-            pairs.append(("parse.input", yaml.safe_dump(ns.input, default_flow_style=True)))
+        pairs += [("parse.input", ns.input or None)]
         pairs += [("parse.out", ns.out), ("parse.overwrite", ns.overwrite or None)]
     elif cmd == "featurise":
         pairs += [("featurise.pages", ns.pages), ("featurise.out", ns.out)]
@@ -176,11 +177,10 @@ def _flag_overrides(ns: argparse.Namespace) -> list[str]:
         pairs += [("train.hosts", ns.hosts), ("train.launcher", ns.launcher)]
         pairs += [("spark.master", ns.master)]
     elif cmd == "run":
-        if ns.dump:
-            pairs.append(("parse.input", yaml.safe_dump(ns.dump, default_flow_style=True)))
+        pairs += [("parse.input", ns.dump or None)]
         pairs += [("work_dir", ns.work_dir), ("download.wiki", ns.wiki)]
         pairs += [("download.date", ns.date)]
-    return [f"{k}={str(v).strip()}" for k, v in pairs if v is not None]
+    return [(k, v.strip() if isinstance(v, str) else v) for k, v in pairs if v is not None]
 
 
 def resolve_config(ns: argparse.Namespace) -> PipelineConfig:
@@ -204,7 +204,8 @@ def resolve_config(ns: argparse.Namespace) -> PipelineConfig:
                 f"argument '{arg}' is neither a config file (*.yaml) nor an override "
                 "(key.sub=value)"
             )
-    return load_config(path, overrides + _flag_overrides(ns))
+    # load_config takes cfgmod.Override items: text overrides and typed (key, value) pairs
+    return load_config(path, [*overrides, *flag_values(ns)])
 
 
 def _print_keys() -> None:
@@ -396,15 +397,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if debug:
             raise
-        lines, code = failure_report(e, ns.command, state.get("cfg"), ns)  # type: ignore[arg-type]
+        return report_failure(e, ns.command, state.get("cfg"), ns)  # type: ignore[arg-type]
     except KeyboardInterrupt as e:
         if debug:
             raise
-        lines, code = failure_report(e, ns.command)
-    if code == EXIT_FAILED and ns.command in _AFTER_FAILURE and lines[0].startswith("error"):
-        lines.append(_AFTER_FAILURE[ns.command])
+        return report_failure(e, ns.command)
+
+
+def report_failure(
+    e: BaseException, cmd: str, cfg: PipelineConfig | None = None, ns: object = None
+) -> int:
+    """Print the failure ``e`` of command ``cmd`` on stderr as one or two lines,
+    ``pipeline CMD: error: ...`` (see :func:`failure_report`); return its exit code.
+
+    ``jobs/train.py`` reports a rank's failure through this too: the horovodrun launcher
+    finds the ``pipeline train: error:`` line in the ranks' output.
+    """
+    lines, code = failure_report(e, cmd, cfg, ns)
+    if code == EXIT_FAILED and cmd in _AFTER_FAILURE and lines[0].startswith("error"):
+        lines.append(_AFTER_FAILURE[cmd])
     for line in lines[:2]:
-        print(f"pipeline {ns.command}: {line}", file=sys.stderr, flush=True)
+        print(f"pipeline {cmd}: {line}", file=sys.stderr, flush=True)
     return code
 
 

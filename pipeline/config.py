@@ -1,4 +1,8 @@
-"""Typed configuration: dataclasses, YAML presets and ``key.sub=value`` overrides.
+"""Typed configuration: dataclasses, YAML presets and overrides.
+
+An override is a ``key.sub=value`` string (text, converted by the field's type) or a
+``(key.sub, value)`` pair whose value is already typed (the command line's flags, as
+argparse parsed them), checked like a file value.
 
 Precedence is command line > config file > dataclass defaults. Every key is checked: an
 unknown key fails with the list of valid keys at that level, a value of the wrong type
@@ -19,6 +23,7 @@ import re
 import tempfile
 import types
 import typing
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -286,6 +291,22 @@ def apply_override(cls: type, data: dict[str, Any], key: str, raw: str) -> None:
         ConfigError: the key does not exist (naming the valid keys) or the value does not
             convert to the field's type.
     """
+    _set(cls, data, key, raw, from_text=True)
+
+
+def apply_value(cls: type, data: dict[str, Any], key: str, value: Any) -> None:
+    """Set dotted ``key`` in the nested mapping ``data`` to an already typed ``value`` (a
+    command-line flag as argparse parsed it: ``2``, ``["a.xml", "b.xml"]``), checked
+    against the field's type as a file value is, with no text conversion.
+
+    Raises:
+        ConfigError: the key does not exist (naming the valid keys) or the value is not of
+            the field's type.
+    """
+    _set(cls, data, key, value, from_text=False)
+
+
+def _set(cls: type, data: dict[str, Any], key: str, value: Any, *, from_text: bool) -> None:
     parts = key.split(".")
     node, tp, path = data, cls, ""
     for i, part in enumerate(parts):
@@ -304,7 +325,7 @@ def apply_override(cls: type, data: dict[str, Any], key: str, raw: str) -> None:
                     f"'{key}' is a section; set one of its keys: "
                     + ", ".join(f"{key}.{f.name}" for f in dataclasses.fields(ftp))
                 )
-            node[part] = _check(raw, ftp, key, from_text=True)
+            node[part] = _check(value, ftp, key, from_text=from_text)
             return
         child = node.get(part)
         if child is None:
@@ -341,21 +362,28 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+Override = str | tuple[str, Any]
+"""A ``"key.sub=value"`` string (text, converted by the field's type) or a ``("key.sub",
+value)`` pair whose value is already typed (checked, not converted)."""
+
+
 def load(
     cls: type[T],
     path: str | os.PathLike[str] | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
+    overrides: Sequence[Override] = (),
 ) -> T:
     """Resolve config ``cls`` from defaults, an optional YAML file and overrides.
 
     Args:
         cls: the top-level config dataclass.
         path: YAML preset; its keys must all exist in ``cls``.
-        overrides: ``key.sub=value`` strings, applied in order after the file.
+        overrides: applied in order after the file: ``key.sub=value`` strings (see
+            :func:`apply_override`) and ``(key, typed value)`` pairs (see
+            :func:`apply_value`), such as the command line's flags.
 
     Raises:
-        ConfigError: see :func:`read_yaml`, :func:`apply_override` and :func:`from_dict`;
-            errors from the file name the file.
+        ConfigError: see :func:`read_yaml`, :func:`apply_override`, :func:`apply_value` and
+            :func:`from_dict`; errors from the file name the file.
     """
     data = read_yaml(path) if path is not None else {}
     if path is not None:
@@ -363,9 +391,13 @@ def load(
             from_dict(cls, data)
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
-    for text in overrides:
-        key, raw = parse_override(text)
-        apply_override(cls, data, key, raw)
+    for item in overrides:
+        if isinstance(item, str):
+            key, raw = parse_override(item)
+            apply_override(cls, data, key, raw)
+        else:
+            key, value = item
+            apply_value(cls, data, key, value)
     return from_dict(cls, data)
 
 

@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pyarrow.fs as pafs
 
+from pipeline.contracts.pages import STATS_FILE, read_pages_dir
 from pipeline.fs import filesystem
 from pipeline.shards import format as fmt
-from pipeline.wiki.pages import read_pages_dir
 
 
 def kind_of(uri: str) -> str:
-    """``"shards"`` if ``uri`` holds a ``manifest.json``, ``"pages"`` if a ``stats.json``.
+    """``"shards"`` if ``uri`` holds a ``manifest.json``, ``"pages"`` if a ``_stats.json``
+    (or the old layout's ``stats.json``, which :func:`describe_pages` then names).
 
     Raises:
         ValueError: neither (naming what was looked for).
@@ -21,9 +22,10 @@ def kind_of(uri: str) -> str:
     fs, path = filesystem(uri)
     if fs.get_file_info(f"{path}/{fmt.MANIFEST}").type == pafs.FileType.File:
         return "shards"
-    if fs.get_file_info(f"{path}/stats.json").type == pafs.FileType.File:
-        return "pages"
-    raise ValueError(f"{uri} holds neither manifest.json (shards) nor stats.json (pages)")
+    for name in (STATS_FILE, "stats.json"):
+        if fs.get_file_info(f"{path}/{name}").type == pafs.FileType.File:
+            return "pages"
+    raise ValueError(f"{uri} holds neither manifest.json (shards) nor {STATS_FILE} (pages)")
 
 
 def describe_shards(uri: str, decode_chars: int = 400) -> str:
@@ -68,23 +70,23 @@ def describe_shards(uri: str, decode_chars: int = 400) -> str:
 
 
 def describe_pages(uri: str) -> str:
-    """Summary of a pages folder from its ``stats.json``: counts per status, namespace and
+    """Summary of a pages folder from its ``_stats.json``: counts per status, namespace and
     input file, damaged inputs.
 
     Raises:
-        pipeline.wiki.pages.PagesError: incomplete folder or foreign schema.
+        pipeline.contracts.pages.PagesError: incomplete folder, old layout or foreign schema.
     """
-    stats, files = read_pages_dir(uri)
-    t = stats["totals"]
+    table = read_pages_dir(uri)
+    stats, t = table.stats, table.stats.totals
     lines = [
-        f"pages: {uri}  (code {stats.get('code_version')}; {len(files)} Parquet file(s), "
-        f"{stats['tasks']} task(s))",
-        f"  {t['pages']} pages, {t['uncompressed_bytes'] / 2**20:.1f} MiB of XML read",
-        "  status:     " + ", ".join(f"{k} {v}" for k, v in t["status"].items() if v),
-        "  namespaces: " + ", ".join(f"{k}: {v}" for k, v in t["namespaces"].items()),
+        f"pages: {uri}  (code {stats.code_version}; {len(table.files)} Parquet file(s), "
+        f"{stats.tasks} task(s))",
+        f"  {t.pages} pages, {t.uncompressed_bytes / 2**20:.1f} MiB of XML read",
+        "  status:     " + ", ".join(f"{k} {v}" for k, v in t.status.items() if v),
+        "  namespaces: " + ", ".join(f"{k}: {v}" for k, v in t.namespaces.items()),
     ]
-    for d in stats["inputs"]:
-        lines.append(f"  {d['file']}: {d['pages']} pages in {d['tasks']} task(s)")
-    for d in stats["damaged"]:
-        lines.append(f"  DAMAGED {d['file']} at {d['position']}: {d['reason']}")
+    for d in stats.inputs:
+        lines.append(f"  {d.file}: {d.pages} pages in {d.tasks} task(s)")
+    for dmg in stats.damaged:
+        lines.append(f"  DAMAGED {dmg.file} at {dmg.position}: {dmg.reason}")
     return "\n".join(lines)

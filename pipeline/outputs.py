@@ -334,7 +334,7 @@ def stale_leftovers(fs: pafs.FileSystem, parent: str, name: str, stage: str) -> 
 
 
 # What a run folder holds: written by the train stage, resumed, never replaced.
-RUN_FILES = ("config.yaml", "metrics.jsonl", "fingerprint.json", "checkpoints/", "model/",
+RUN_FILES = ("config.yaml", "metrics.jsonl", "_fingerprint.json", "checkpoints/", "model/",
              "report/", "tensorboard/")  # fmt: skip
 
 

@@ -1,8 +1,8 @@
 """``pipeline report RUN_DIR``: a self-contained ``report.html``, PNG plots and a text summary.
 
 It follows the provenance chain backwards from the run: ``runs/NAME/config.yaml`` names
-the shards, whose ``manifest.json`` names the pages, whose ``stats.json`` and
-``fingerprint.json`` name the dump files and their checksums. Stage throughput comes from
+the shards, whose ``manifest.json`` names the pages, whose ``_stats.json`` and
+``_fingerprint.json`` name the dump files and their checksums. Stage throughput comes from
 ``<work_dir>/timings.json`` (written by ``pipeline run``) and the run's ``metrics.jsonl``.
 Plots are drawn with matplotlib (Agg) into ``RUN_DIR/report/`` and embedded in the HTML as
 base64 PNGs, so the HTML file can be mailed or archived alone.
@@ -21,6 +21,7 @@ import pyarrow.fs as pafs
 
 from pipeline import config as cfgmod
 from pipeline.config import read_yaml
+from pipeline.contracts.pages import FINGERPRINT_FILE, STATS_FILE
 from pipeline.shards.format import sha256_file
 from pipeline.stage_config import PipelineConfig
 from pipeline.train.metrics import read_metrics
@@ -41,6 +42,16 @@ def _manifest(path: Path) -> dict[str, Any] | None:
     try:
         return ShardsManifest.from_json(path.read_bytes(), str(path)).to_dict()
     except (OSError, ManifestError):
+        return None
+
+
+def _stats(path: Path) -> dict[str, Any] | None:
+    """The pages stats through their contract (as the JSON object), or None."""
+    from pipeline.contracts.pages import PagesError, PagesStats
+
+    try:
+        return PagesStats.from_json(path.read_bytes(), str(path)).to_dict()
+    except (OSError, PagesError):
         return None
 
 
@@ -70,8 +81,8 @@ def gather(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         shards = work / "shards"
     manifest = _manifest(shards / "manifest.json")
     pages = Path(manifest["pages"]["path"]) if manifest else work / "pages"
-    stats = _json(pages / "stats.json")
-    fingerprint = _json(pages / "fingerprint.json")
+    stats = _stats(pages / STATS_FILE)
+    fingerprint = _json(pages / FINGERPRINT_FILE)
     metrics = read_metrics(run) if (run / "metrics.jsonl").is_file() else []
     ckpts = sorted((run / "checkpoints").glob("step-*/state.json"))
     checkpoint = None

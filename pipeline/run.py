@@ -1,6 +1,6 @@
 """``pipeline run``: parse → featurise → train → report, incremental and safe to schedule.
 
-Each stage's output carries ``fingerprint.json``: the sha256 of its inputs (file names,
+Each stage's output carries ``_fingerprint.json``: the sha256 of its inputs (file names,
 sizes and content or index checksums, or the previous stage's fingerprint), its resolved
 config section and the hash of the code that makes it. A re-run skips a stage whose
 output is complete (``_SUCCESS``, or for training an exported model at ``max_steps``) with
@@ -26,13 +26,14 @@ import pyarrow.fs as pafs
 
 from pipeline import codehash, outputs
 from pipeline import config as cfgmod
+from pipeline.contracts.pages import FINGERPRINT_FILE
 from pipeline.errors import EXIT_FAILED, PipelineError
 from pipeline.shards.format import sha256_file
 from pipeline.stage_config import PipelineConfig
 
 STAGES = ("parse", "featurise", "train")
 LOCK = ".pipeline.lock"
-FINGERPRINT = "fingerprint.json"
+FINGERPRINT = FINGERPRINT_FILE  # _fingerprint.json: readers of the table skip it
 # The module each stage runs; its code hash covers every project module it imports.
 _ENTRY = {
     "parse": "pipeline.spark.parse_stage",
@@ -380,9 +381,9 @@ def download_stage(cfg: PipelineConfig) -> list[Path]:
 def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path],
                fresh: bool):  # fmt: skip
     """Run one stage; return its throughput counts for the report."""
+    from pipeline.contracts.pages import PagesError
     from pipeline.shards.format import ShardError
     from pipeline.train.checkpoint import TrainError
-    from pipeline.wiki.pages import PagesError
     from pipeline.wiki.xmlpages import DumpError
 
     try:

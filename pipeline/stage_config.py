@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -141,7 +142,7 @@ class ParseConfig:
     on_damaged: Literal["fail", "keep"] = "fail"
     """A truncated or corrupt input: ``fail`` the job naming the file and position and
     publish nothing, or ``keep`` every complete page before the damage and record the
-    damage in ``stats.json``."""
+    damage in ``_stats.json``."""
     overwrite: bool = False
     """Replace an existing output folder, which must be a previous parse output (it holds
     the ``_pipeline_output.json`` marker); only its own files are deleted."""
@@ -345,9 +346,12 @@ class StagePaths:
 
 
 def load_config(
-    path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()
+    path: str | os.PathLike[str] | None = None, overrides: Sequence[_config.Override] = ()
 ) -> PipelineConfig:
     """Resolve the pipeline config: defaults < YAML file ``path`` < ``overrides``.
+
+    ``overrides`` are ``"key.sub=value"`` strings (values parsed as YAML scalars) or
+    ``(key, value)`` pairs of typed values (the CLI's flags), checked the same way.
 
     Raises:
         pipeline.config.ConfigError: unknown key, wrong type or invalid value, naming it.

@@ -14,7 +14,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
-from pipeline.errors import EXIT_FAILED, EXIT_OK, PipelineError, UsageError
+from pipeline.errors import EXIT_OK, PipelineError, UsageError
 from pipeline.stage_config import PipelineConfig
 
 
@@ -88,14 +88,12 @@ def inspect(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
 
 
 def train(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
-    """``pipeline train``: launch the ranks (or be one); print the run's summary."""
+    """``pipeline train``: launch the ranks; print the run's summary."""
     from pipeline.train.launch import run_train
     from pipeline.train.loop import run_dir
 
     with value_errors_fail():
         summary = run_train(cfg)
-    if summary is None:  # a rank other than 0 under horovodrun: the launcher reports
-        return EXIT_OK
 
     def num(v: float | None, fmt: str = ".4f") -> str:
         return "-" if v is None else format(v, fmt)
@@ -181,15 +179,29 @@ def report(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
 
 
 def bench(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
-    """``pipeline bench [NAME]``: run the benchmarks; write bench.json and bench.md."""
+    """``pipeline bench [NAME]``: run ``benchmarks/run_all.py`` of the source checkout (the
+    benchmarks are harness code, not part of the library); it writes bench.json and
+    bench.md into ``--out`` and prints what it runs."""
+    import json
+    import subprocess
     from pathlib import Path
 
-    from pipeline.bench import run_bench
+    import pipeline
 
-    result = run_bench(ns.name, Path(ns.out), quick=ns.quick)
-    failed = [k for k, b in result["benchmarks"].items() if b["returncode"]]
-    print(f"pipeline bench: wrote {Path(ns.out) / 'bench.json'} and bench.md")
-    if failed:
-        print(f"pipeline bench: failed: {', '.join(failed)}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    runner = Path(pipeline.__file__).resolve().parent.parent / "benchmarks" / "run_all.py"
+    if not runner.is_file():
+        raise PipelineError(
+            f"pipeline bench runs the scripts in benchmarks/ of a source checkout, and there is "
+            f"no {runner}; run it from a clone of the repository"
+        )
+    cmd = [sys.executable, str(runner), ns.name, "--out", ns.out, *(["--quick"] * ns.quick)]
+    code = subprocess.run(cmd, check=False).returncode
+    if code == EXIT_OK:
+        return EXIT_OK
+    out = Path(ns.out)
+    try:
+        result = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+        names = [k for k, b in result["benchmarks"].items() if b.get("error")]
+    except (OSError, ValueError, KeyError, AttributeError):
+        raise PipelineError(f"{runner} failed with exit status {code}") from None
+    raise PipelineError(f"benchmark(s) failed: {', '.join(names) or '?'}; see {out / 'bench.md'}")

@@ -13,8 +13,9 @@
 #   - pyspark: the cluster's Spark puts its own pyspark.zip + py4j on the executors'
 #     PYTHONPATH (the cluster must run Spark 4.0.x, like the driver);
 #   - torch, safetensors (training), matplotlib (reports), and Horovod's runtime needs
-#     cloudpickle, psutil, packaging, cffi. Training hosts use `make setup` or
-#     docker/train.Dockerfile instead.
+#     cloudpickle, packaging, cffi. Training hosts use `make setup` or
+#     docker/train.Dockerfile instead. psutil stays: the parse tasks' page guard
+#     (pipeline/wiki/guard.py) reads its cleaning process's CPU time with it.
 # No pip or setuptools either: packages are installed with the build venv's pip.
 #
 # The packed venv links bin/python to the interpreter it was made from (venv-pack does not
@@ -39,7 +40,7 @@ ARCHIVE=${ARCHIVE:-env.tar.gz}
 PYTHON_PREFIX=${PYTHON_PREFIX:-}
 VPY="$VENV/bin/python"
 # Project dependencies the ETL executors never import (see above).
-EXCLUDED="pyspark torch safetensors matplotlib cloudpickle psutil packaging cffi"
+EXCLUDED="pyspark torch safetensors matplotlib cloudpickle packaging cffi"
 
 need() { echo "package: $1" >&2; exit 1; }
 [ -x "$VPY" ] || need "$VENV is missing; run make setup first."

@@ -153,7 +153,7 @@ class ShardsManifest:
             out["splits"][name]["sequences"] = split.sequences
             out["splits"][name]["tokens"] = split.tokens
         out["totals"] = self.totals()
-        return out
+        return json.loads(json.dumps(out))  # plain JSON types: lists, not tuples
 
     def to_json(self) -> bytes:
         """The bytes of ``manifest.json`` (the one writer)."""
@@ -244,11 +244,11 @@ class ShardsManifest:
                 f"{m.eot_id} are inconsistent"
             )
         for name, split in m.splits.items():
-            for s in split.shards:
-                if s.tokens != s.sequences * m.row_length:
+            for shard in split.shards:
+                if shard.tokens != shard.sequences * m.row_length:
                     raise ManifestError(
-                        f"{where}: splits.{name} shard {s.path}: tokens {s.tokens} is not "
-                        f"sequences {s.sequences} x row length {m.row_length}"
+                        f"{where}: splits.{name} shard {shard.path}: tokens {shard.tokens} is "
+                        f"not sequences {shard.sequences} x row length {m.row_length}"
                     )
         return m
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 import time
 from typing import Any
@@ -35,6 +34,7 @@ from pipeline.contracts.manifest import (
     SplitInfo,
     TokenizerInfo,
 )
+from pipeline.contracts.pages import FINGERPRINT_FILE, read_pages_dir
 from pipeline.fs import filesystem
 from pipeline.shards import format as fmt
 from pipeline.shards.pack import STATS_SCHEMA, PackSpec, pack_partition
@@ -49,7 +49,6 @@ from pipeline.spark.commit import StagedOutput
 from pipeline.spark.progress import run_with_progress
 from pipeline.spark.session import build_spark_session
 from pipeline.stage_config import PipelineConfig
-from pipeline.wiki.pages import read_pages_dir
 
 RATIO_SAMPLE_BYTES = 1 << 20  # text encoded on the driver to estimate tokens per byte
 ARROW_BATCH_ROWS = 256  # pages per Arrow batch handed to a task (bounds task memory)
@@ -133,11 +132,12 @@ def run_featurise(
 ) -> dict[str, Any]:
     """Featurise ``cfg.featurise.pages`` into ``cfg.featurise.out``; return the manifest.
 
-    ``fingerprint``, when given, is written as ``fingerprint.json`` into the output before
+    ``fingerprint``, when given, is written as ``_fingerprint.json`` into the output before
     it is published (see :mod:`pipeline.run`).
 
     Raises:
-        pipeline.wiki.pages.PagesError: the pages folder is incomplete or of another schema.
+        pipeline.contracts.pages.PagesError: the pages folder is incomplete, of the old
+            layout or of another schema.
         pipeline.shards.format.ShardError: no ``ok`` pages, a given tokenizer without
             ``<|endoftext|>`` or too big for the dtype.
         pipeline.errors.OutputError: the output overlaps the pages folder or the given
@@ -156,8 +156,8 @@ def run_featurise(
     out = cfg.paths.shards
     inputs = (pages_uri, fc.tokenizer) if fc.tokenizer else (pages_uri,)
     staged = StagedOutput(out, "featurise", overwrite=fc.overwrite, inputs=inputs)
-    stats, files = read_pages_dir(pages_uri)
-    stats_sha = hashlib.sha256(json.dumps(stats, sort_keys=True).encode()).hexdigest()
+    table = read_pages_dir(pages_uri)
+    files, status = table.files, dict(table.stats.totals.status)
     given = None
     if fc.tokenizer:
         given = load_tokenizer(_read_tokenizer_file(fc.tokenizer), fc.tokenizer)
@@ -174,7 +174,6 @@ def run_featurise(
     keyed = _keyed(ok, fc.val_fraction, {})
     counts = _split_counts(keyed)
     if not counts:
-        status = stats.get("totals", {}).get("status", {})
         raise fmt.ShardError(
             f"{pages_uri} holds no ok pages (status counts: {status}); nothing to featurise. "
             "Check parse.namespaces and the input dump"
@@ -271,9 +270,9 @@ def run_featurise(
             ),
             pages=PagesSource(
                 path=pages_uri,
-                stats_sha256=stats_sha,
+                stats_sha256=table.stats_sha256,
                 ok_pages=sum(c[0] for c in counts.values()),
-                status=dict(stats.get("totals", {}).get("status", {})),
+                status=status,
                 forced_split=forced,
             ),
             config={**config, "pages": pages_uri},
@@ -282,7 +281,7 @@ def run_featurise(
         stage.write_bytes(fmt.TOKENIZER, tok_json.encode("utf-8"))
         stage.write_bytes(fmt.MANIFEST, manifest.to_json())
         if fingerprint is not None:
-            stage.write_json("fingerprint.json", fingerprint)
+            stage.write_json(FINGERPRINT_FILE, fingerprint)
     lap("commit")
     result = manifest.to_dict()
     result["seconds"] = round(time.perf_counter() - started, 3)

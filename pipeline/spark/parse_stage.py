@@ -2,7 +2,7 @@
 
 The cleaning and reading live in :mod:`pipeline.wiki`; this module only plans, ships
 :func:`pipeline.wiki.pages.run_task` to executors (one task per Spark partition), shows
-progress, and commits ``pages/`` with ``stats.json``, ``config.yaml`` and ``_SUCCESS``.
+progress, and commits ``pages/`` with ``_stats.json``, ``_config.yaml`` and ``_SUCCESS``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,16 @@ import yaml
 
 import pipeline
 from pipeline import config as cfgmod
+from pipeline.contracts.pages import (
+    CONFIG_FILE,
+    FINGERPRINT_FILE,
+    STATS_FILE,
+    STATUSES,
+    Damage,
+    InputStats,
+    PagesStats,
+    Totals,
+)
 from pipeline.outputs import check_not_input
 from pipeline.spark.commit import StagedOutput
 from pipeline.spark.progress import run_with_progress
@@ -25,8 +35,6 @@ from pipeline.spark.session import build_spark_session
 from pipeline.stage_config import PipelineConfig
 from pipeline.wiki import pages, sources
 from pipeline.wiki.xmlpages import DumpError
-
-STATS_VERSION = 1
 
 
 def _partition(opts: pages.ParseOptions, staging: str, tasks):
@@ -56,12 +64,13 @@ def _dump_error_from(exc: Exception) -> DumpError | None:
     return err
 
 
-def _summarise(files, tasks, results) -> dict[str, Any]:
+def _summarise(inputs, results, **rest: Any) -> PagesStats:
+    """The job's ``_stats.json`` from the tasks' stats rows (summed per input file)."""
     per_input: dict[str, dict[str, Any]] = {
         uri: {"file": uri, "size": size, "tasks": 0, "pages": 0, "rows": 0,
               "bytes_read": 0, "uncompressed_bytes": 0, "status": Counter(),
               "namespaces": Counter(), "damaged": None}
-        for uri, size in files
+        for uri, size in inputs
     }  # fmt: skip
     for r in results:
         d = per_input[r["source"]]
@@ -71,23 +80,20 @@ def _summarise(files, tasks, results) -> dict[str, Any]:
         d["status"].update(r["status"])
         d["namespaces"].update(r["namespaces"])
         if r["damaged"]:
-            d["damaged"] = r["damaged"]
-    totals = {"pages": 0, "rows": 0, "bytes_read": 0, "uncompressed_bytes": 0,
-              "status": Counter(), "namespaces": Counter()}  # fmt: skip
+            d["damaged"] = Damage(**r["damaged"])
+    totals: dict[str, Any] = {"pages": 0, "rows": 0, "bytes_read": 0, "uncompressed_bytes": 0,
+                              "status": Counter(), "namespaces": Counter()}  # fmt: skip
     for d in per_input.values():
         for key in ("pages", "rows", "bytes_read", "uncompressed_bytes"):
             totals[key] += d[key]
         totals["status"].update(d["status"])
         totals["namespaces"].update(d["namespaces"])
         d["status"], d["namespaces"] = dict(d["status"]), dict(d["namespaces"])
-    totals["status"] = {s: totals["status"].get(s, 0) for s in pages.STATUSES}
+    totals["status"] = {s: totals["status"].get(s, 0) for s in STATUSES}
     totals["namespaces"] = dict(sorted(totals["namespaces"].items(), key=lambda kv: int(kv[0])))
-    return {
-        "inputs": list(per_input.values()),
-        "totals": totals,
-        "damaged": [d["damaged"] for d in per_input.values() if d["damaged"]],
-        "tasks": len(tasks),
-    }
+    return PagesStats(
+        inputs=tuple(InputStats(**d) for d in per_input.values()), totals=Totals(**totals), **rest
+    )
 
 
 def run_parse(
@@ -95,9 +101,9 @@ def run_parse(
 ) -> dict[str, Any]:
     """Parse ``cfg.parse.input`` into ``cfg.parse.out`` (default ``<work_dir>/pages``).
 
-    Returns the stats written to ``stats.json``. ``fingerprint``, when given, is written
-    as ``fingerprint.json`` into the output before it is published (see
-    :mod:`pipeline.run`).
+    Returns the stats written to ``_stats.json`` (:class:`pipeline.contracts.pages.PagesStats`
+    as its JSON object) plus ``seconds``. ``fingerprint``, when given, is written as
+    ``_fingerprint.json`` into the output before it is published (see :mod:`pipeline.run`).
 
     Raises:
         DumpError: missing input, unreadable or mismatched index, a 7z dump, or damaged
@@ -144,20 +150,15 @@ def run_parse(
             names.append(name)
         for leftover in set(stage.listdir()) - set(names):
             stage.delete(leftover)  # files of failed or speculative attempts
-        stats = _summarise(files, tasks, results)
         # Recorded with overwrite off: how the output was replaced is not what it holds.
         resolved = cfgmod.to_dict(replace(cfg, parse=replace(cfg.parse, overwrite=False)))
-        stats.update(
-            format="pages",
-            version=STATS_VERSION,
-            files=names,
-            code_version=pipeline.__version__,
-            config=resolved,
-        )
-        stage.write_json("stats.json", stats)
+        stats = _summarise(files, results, tasks=len(tasks), files=tuple(names),
+                           config=resolved, code_version=pipeline.__version__)  # fmt: skip
+        stage.write_bytes(STATS_FILE, stats.to_json())
         if fingerprint is not None:
-            stage.write_json("fingerprint.json", fingerprint)
-        stage.write_bytes("config.yaml", yaml.safe_dump(resolved, sort_keys=False).encode())
-    # Wall time is returned, not written: stats.json keeps the same bytes on a re-run.
-    stats["seconds"] = round(time.perf_counter() - started, 3)
-    return stats
+            stage.write_json(FINGERPRINT_FILE, fingerprint)
+        stage.write_bytes(CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False).encode())
+    # Wall time is returned, not written: _stats.json keeps the same bytes on a re-run.
+    result = stats.to_dict()
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    return result

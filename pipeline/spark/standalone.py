@@ -27,7 +27,6 @@ import ctypes
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,8 @@ LOOPBACK = "127.0.0.1"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 _PR_SET_PDEATHSIG = 1
+# The log line of a Spark service bound to the port it picked (``--port 0``).
+_STARTED = r"Successfully started service '{}' on port (\d+)"
 
 _running: dict[int, subprocess.Popen[bytes]] = {}  # pid -> daemon, for the atexit guard
 
@@ -81,13 +82,6 @@ def spark_class() -> Path:
     import pyspark
 
     return Path(pyspark.__file__).resolve().parent / "bin" / "spark-class"
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that was free on ``host`` a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def daemon_env(base_dir: Path, host: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -214,19 +208,22 @@ def standalone_cluster(
     denv = daemon_env(base, host, env)
     cluster = StandaloneCluster(master_url="", master_ui="", worker_ui="", base_dir=base)
     try:
-        port, ui = free_port(host), free_port(host)
+        # Port 0 everywhere: each daemon binds a free port itself and keeps it (a port
+        # picked here and passed on could be taken by another process in between); the
+        # ports it got are read back from its log.
         master = _start(
             "master",
-            [MASTER_CLASS, "--host", host, "--port", str(port), "--webui-port", str(ui)],
+            [MASTER_CLASS, "--host", host, "--port", "0", "--webui-port", "0"],
             denv,
             base,
         )
         cluster.daemons["master"] = master
-        _wait_for(master, base / "logs" / "master.log", r"New state: ALIVE", "master",
-                  start_timeout)  # fmt: skip
+        log = base / "logs" / "master.log"
+        _wait_for(master, log, r"New state: ALIVE", "master", start_timeout)
+        port = _wait_for(master, log, _STARTED.format("sparkMaster"), "master", 10.0)[1]
+        ui = _wait_for(master, log, _STARTED.format("MasterUI"), "master web UI", 10.0)[1]
         cluster.master_url = f"spark://{host}:{port}"
         cluster.master_ui = f"http://{host}:{ui}"
-        wport, wui = free_port(host), free_port(host)
         worker = _start(
             "worker",
             [
@@ -235,9 +232,9 @@ def standalone_cluster(
                 "--host",
                 host,
                 "--port",
-                str(wport),
+                "0",
                 "--webui-port",
-                str(wui),
+                "0",
                 "--cores",
                 str(cores),
                 "--memory",
@@ -249,8 +246,9 @@ def standalone_cluster(
             base,
         )
         cluster.daemons["worker"] = worker
-        _wait_for(worker, base / "logs" / "worker.log", r"Successfully registered with master",
-                  "worker", start_timeout)  # fmt: skip
+        log = base / "logs" / "worker.log"
+        _wait_for(worker, log, r"Successfully registered with master", "worker", start_timeout)
+        wui = _wait_for(worker, log, _STARTED.format("WorkerUI"), "worker web UI", 10.0)[1]
         cluster.worker_ui = f"http://{host}:{wui}"
         yield cluster
     finally:

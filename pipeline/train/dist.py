@@ -101,8 +101,8 @@ def allgather_object(obj: Any, name: str | None = None) -> list[Any]:
 
 
 def in_horovodrun() -> bool:
-    """True inside a rank started by ``horovodrun`` (which exports ``HOROVOD_RANK``), so a
-    launcher run there must train in-process instead of starting horovodrun again."""
+    """True inside a rank started by ``horovodrun`` (which exports ``HOROVOD_RANK``), where
+    the launcher must not start horovodrun again."""
     return "HOROVOD_RANK" in os.environ  # Horovod: set by horovodrun for each rank.
 
 

@@ -5,9 +5,9 @@ All three run the same rank function, :func:`pipeline.train.loop.train_rank`:
 * ``-np 1`` (or ``train.launcher=local``): in this process, Horovod with world size 1;
 * ``horovodrun`` (default): ``horovodrun -np N -H localhost:N --gloo --network-interface lo
   python jobs/train.py RUN/config.yaml`` (``--hosts h1:4,h2:4`` for several machines). Each
-  rank runs ``pipeline train RUN/config.yaml``, sees ``HOROVOD_RANK`` and trains instead of
-  launching again. The parent relays the ranks' output and, if the job fails, names the
-  rank that failed first and why;
+  rank's ``jobs/train.py`` calls :func:`~pipeline.train.loop.train_rank` with that file and
+  reports a failure as one ``pipeline train: error: ...`` line. The parent relays the
+  ranks' output and, if the job fails, names the rank that failed first and why;
 * ``spark``: ``horovod.spark.run`` starts one rank per Spark task (:func:`dist.run_on_spark`).
 
 Before starting any rank the launcher checks what it cheaply can (manifest, vocabulary,
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config as cfgmod
+from pipeline.errors import UsageError
 from pipeline.outputs import claim_run_folder
 from pipeline.shards.format import ShardError, load_manifest
 from pipeline.stage_config import PipelineConfig
@@ -89,22 +90,23 @@ def precheck(cfg: PipelineConfig) -> None:
         )
 
 
-def run_train(cfg: PipelineConfig, *, stop_after: int | None = None) -> dict[str, Any] | None:
+def run_train(cfg: PipelineConfig, *, stop_after: int | None = None) -> dict[str, Any]:
     """Run the train stage with the configured launcher; return the run summary.
-
-    Inside a rank started by horovodrun this trains as that rank and returns None: the
-    launcher that started horovodrun reports.
 
     Raises:
         TrainError: bad settings, a failed rank (naming it), a non-finite loss, an
             incompatible checkpoint.
         pipeline.errors.OutputError: the run folder overlaps the shards or holds files
             this tool did not write (:func:`pipeline.outputs.claim_run_folder`).
+        pipeline.errors.UsageError: called inside a horovodrun rank, where it would start
+            horovodrun again (a rank runs ``jobs/train.py``).
         ShardError: unusable shards.
     """
-    if dist.in_horovodrun():  # a rank of a job the launcher (the parent) reports on
-        train_rank(cfg, stop_after=stop_after)
-        return None
+    if dist.in_horovodrun():
+        raise UsageError(
+            "pipeline train launches the ranks and cannot run inside one; under horovodrun "
+            "each rank runs: python jobs/train.py CONFIG.yaml [key.sub=value ...]"
+        )
     cfg = resolve_paths(cfg)
     tc = cfg.train
     if tc.launcher == "local" and tc.np != 1:
@@ -116,7 +118,8 @@ def run_train(cfg: PipelineConfig, *, stop_after: int | None = None) -> dict[str
     precheck(cfg)
     config_path = save_config(cfg, run_dir(cfg))
     if tc.launcher == "local" or (tc.launcher == "horovodrun" and tc.np == 1 and not tc.hosts):
-        return train_rank(cfg, stop_after=stop_after)
+        summary = train_rank(cfg, stop_after=stop_after)  # rank 0 of 1: never None
+        return summary if summary is not None else summarise(run_dir(cfg))
     if tc.launcher == "spark":
         run_spark(cfg, stop_after=stop_after)
     else:

@@ -19,30 +19,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.contracts.pages import PAGES_SCHEMA
 from pipeline.fs import filesystem, join_uri
 from pipeline.wiki import guard, sources
 from pipeline.wiki.clean import CleanOptions
 from pipeline.wiki.xmlpages import DumpError, Page, PageReader, SiteInfo
 
-PAGES_SCHEMA = pa.schema(
-    [
-        ("wiki", pa.string()),
-        ("page_id", pa.int64()),
-        ("ns", pa.int32()),
-        ("title", pa.string()),
-        ("redirect_to", pa.string()),
-        ("revision_id", pa.int64()),
-        ("timestamp", pa.timestamp("us", tz="UTC")),
-        ("content_model", pa.string()),
-        ("wikitext_bytes", pa.int64()),
-        ("text", pa.string()),
-        ("categories", pa.list_(pa.string())),
-        ("status", pa.string()),
-        ("error", pa.string()),
-        ("source", pa.string()),
-    ]
-)
-STATUSES = ("ok", "redirect", "namespace", "non_wikitext", "empty", "too_large", "parse_error")
 _WIKI_FROM_NAME = re.compile(r"^([a-z][a-z0-9_]*?wik[a-z]+)-")
 CHUNK = 1 << 20  # bytes fed to the XML parser at a time
 ROWS_PER_GROUP = 2000  # Parquet row group size; bounds the rows held in memory
@@ -68,7 +50,7 @@ class ParseOptions:
 
 @dataclass
 class TaskStats:
-    """What one task did; small, returned to the driver and summed into stats.json."""
+    """What one task did; small, returned to the driver and summed into _stats.json."""
 
     task: int
     source: str
@@ -237,57 +219,3 @@ def run_task(task: dict[str, Any], opts: ParseOptions, out_dir: str, attempt: st
     stats.file = join_uri(out_dir, file_path)
     stats.seconds = time.perf_counter() - started
     return stats
-
-
-class PagesError(ValueError):
-    """A pages folder is incomplete, of another format, or of another schema."""
-
-
-def read_pages_dir(uri: str) -> tuple[dict[str, Any], list[str]]:
-    """Validate a committed ``pages/`` folder; return its ``stats.json`` and part-file URIs.
-
-    The part files are those ``stats.json`` lists (never a directory listing), each checked
-    to carry :data:`PAGES_SCHEMA`.
-
-    Raises:
-        PagesError: no ``_SUCCESS`` (the parse stage did not finish), no or foreign
-            ``stats.json``, a listed file missing, or a file of another schema.
-    """
-    import json
-
-    import pyarrow.fs as pafs
-
-    fs, path = filesystem(uri)
-    if fs.get_file_info(path).type != pafs.FileType.Directory:
-        raise PagesError(f"pages folder {uri} does not exist; run `pipeline parse` first")
-    if fs.get_file_info(f"{path}/_SUCCESS").type != pafs.FileType.File:
-        raise PagesError(
-            f"{uri} has no _SUCCESS: the parse stage did not finish there; re-run `pipeline parse`"
-        )
-    try:
-        with fs.open_input_stream(f"{path}/stats.json", compression=None) as f:
-            stats = json.loads(f.read())
-    except FileNotFoundError:
-        raise PagesError(f"{uri}/stats.json not found: not a pages folder") from None
-    except json.JSONDecodeError as e:
-        raise PagesError(f"{uri}/stats.json: not JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(stats, dict) or stats.get("format") != "pages":
-        raise PagesError(f"{uri}/stats.json: not a pages table (format must be 'pages')")
-    files = []
-    for name in stats.get("files", []):
-        if "/" in name or name.startswith("."):
-            raise PagesError(f"{uri}/stats.json: file name {name!r} is not a plain name")
-        file_path = f"{path}/{name}"
-        try:
-            schema = pq.read_schema(fs.open_input_file(file_path))
-        except FileNotFoundError:
-            raise PagesError(f"{uri}/{name}: listed in stats.json but missing") from None
-        except pa.ArrowInvalid as e:
-            raise PagesError(f"{uri}/{name}: not a Parquet file ({e})") from None
-        if not schema.remove_metadata().equals(PAGES_SCHEMA):
-            raise PagesError(
-                f"{uri}/{name}: schema differs from the pages contract; expected\n"
-                f"{PAGES_SCHEMA}\ngot\n{schema.remove_metadata()}"
-            )
-        files.append(join_uri(uri, file_path))
-    return stats, files

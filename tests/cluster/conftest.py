@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from pipeline.spark.standalone import StandaloneCluster, standalone_cluster
-from tests.cluster.submit import ROOT, failure, spark_submit
+from tests.support.cluster import ROOT, failure, spark_submit
 
 EN = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 # Small shards for the hybrid training test; several shards so that the byte comparison

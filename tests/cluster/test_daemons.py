@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from pipeline.spark.standalone import standalone_cluster
-from tests.cluster.submit import LOOPBACK, ROOT, listeners
+from tests.support.cluster import LOOPBACK, ROOT, listeners
 
 
 def _port(url: str) -> int:

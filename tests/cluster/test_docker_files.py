@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from tests.cluster.submit import ROOT
+from tests.support.cluster import ROOT
 
 DOCKER = ROOT / "docker"
 

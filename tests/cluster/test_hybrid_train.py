@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 from safetensors.numpy import load_file
 
 from pipeline.shards import format as fmt
-from tests.cluster.submit import failure, run_watched
+from tests.support.cluster import failure, run_watched
+from tests.support.paths import PIPELINE
 
 TINY = (
     "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
@@ -30,7 +30,7 @@ def test_pipeline_train_runs_horovod_on_the_cluster_executors(
     run_dir = tmp_path / "run"
     data = f"file://{cluster_shards}"
     argv = [
-        str(Path(sys.executable).parent / "pipeline"), "train",
+        str(PIPELINE), "train",
         "--launcher", "spark", "--master", cluster.master_url, "-np", "2",
         "--data", data, "--run", str(run_dir), *TINY,
     ]  # fmt: skip

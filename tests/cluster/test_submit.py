@@ -20,7 +20,7 @@ from pipeline.spark.parse_stage import run_parse
 from pipeline.spark.session import session_settings
 from pipeline.stage_config import SparkConfig, load_config
 from tests.cluster.conftest import FEATURISE
-from tests.cluster.submit import ROOT, digests, failure, spark_submit, without_master
+from tests.support.cluster import ROOT, digests, failure, spark_submit, without_master
 
 DUMP = "elwikivoyage-pages-articles-multistream.xml-p2566p2583.bz2"
 # Small enough that the 4 page streams of this dump become several tasks.
@@ -59,7 +59,7 @@ def test_parse_job_matches_local_mode(cluster, etl_archive, spark, wiki_data, tm
         cluster,
         ROOT / "jobs" / "parse_dump.py",
         ["conf/local.yaml", "--input", dump, "--out", f"file://{out}", *PARSE,
-         f"spark.master={cluster.master_url}"],  # recorded in stats.json, truthfully
+         f"spark.master={cluster.master_url}"],  # recorded in _stats.json, truthfully
         archive=etl_archive,
     )  # fmt: skip
     assert run.proc.returncode == 0, failure(run.proc)
@@ -74,20 +74,20 @@ def test_parse_job_matches_local_mode(cluster, etl_archive, spark, wiki_data, tm
     run_parse(cfg, progress=False)
     local = out.rename(tmp_path / "local")
 
-    stats = json.loads((submitted / "stats.json").read_text())
+    stats = json.loads((submitted / "_stats.json").read_text())
     assert stats["totals"]["pages"] == stats["totals"]["rows"] == 17
     assert stats["tasks"] >= 3 and len(stats["files"]) == stats["tasks"]
     assert stats["config"]["spark"]["master"] == cluster.master_url
     ours, theirs = digests(submitted), digests(local)
     assert ours.keys() == theirs.keys()
-    assert {"_SUCCESS", "stats.json", "config.yaml", "part-00002.parquet"} <= ours.keys()
+    assert {"_SUCCESS", "_stats.json", "_config.yaml", "part-00002.parquet"} <= ours.keys()
     # Every file has the same bytes but the two that record the config, whose only
     # difference is spark.master.
-    assert {k for k in ours if ours[k] != theirs[k]} == {"stats.json", "config.yaml"}
-    assert without_master((submitted / "stats.json").read_text()) == without_master(
-        (local / "stats.json").read_text()
+    assert {k for k in ours if ours[k] != theirs[k]} == {"_stats.json", "_config.yaml"}
+    assert without_master((submitted / "_stats.json").read_text()) == without_master(
+        (local / "_stats.json").read_text()
     )
-    configs = [yaml.safe_load((d / "config.yaml").read_text()) for d in (submitted, local)]
+    configs = [yaml.safe_load((d / "_config.yaml").read_text()) for d in (submitted, local)]
     assert [c["spark"].pop("master") for c in configs] == [cluster.master_url, "local[2]"]
     assert configs[0] == configs[1]
 

@@ -72,7 +72,17 @@ def test_launch_env_binds_loopback_only_for_local_hosts() -> None:
 
 
 def test_horovodrun_command_for_several_hosts() -> None:
-    cmd = dist.horovodrun_command(8, ["jobs/train.py"], hosts="gpu1:4,gpu2:4",
-                                  network_interface="eth0", python="python3")
-    assert cmd[1:] == ["-np", "8", "-H", "gpu1:4,gpu2:4", "--gloo", "--network-interface",
-                       "eth0", "python3", "jobs/train.py"]
+    cmd = dist.horovodrun_command(
+        8, ["jobs/train.py"], hosts="gpu1:4,gpu2:4", network_interface="eth0", python="python3"
+    )
+    assert cmd[1:] == [
+        "-np",
+        "8",
+        "-H",
+        "gpu1:4,gpu2:4",
+        "--gloo",
+        "--network-interface",
+        "eth0",
+        "python3",
+        "jobs/train.py",
+    ]

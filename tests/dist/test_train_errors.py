@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import train_support as ts
-
 from pipeline.train.checkpoint import complete_checkpoints
+from tests.support import training as ts
 
 
 def no_step_was_made(run: Path) -> bool:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import psutil
 import torch
-import train_support as ts
 
 from models.gpt import GPT
 from models.gpt_config import GPTConfig
 from pipeline.train.checkpoint import complete_checkpoints, load_checkpoint, read_state
+from tests.support import training as ts
 
 MAX_STEPS = 400
 

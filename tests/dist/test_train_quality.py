@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import train_support as ts
+
+from tests.support import training as ts
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import train_support as ts
 
 from pipeline.train.checkpoint import complete_checkpoints, read_state
+from tests.support import training as ts
 
 STOP, TOTAL = 5, 10
 

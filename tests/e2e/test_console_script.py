@@ -5,12 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pipeline
-
-ROOT = Path(__file__).resolve().parents[2]
-PIPELINE = Path(sys.executable).parent / "pipeline"
+from tests.support.paths import PIPELINE, ROOT
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:

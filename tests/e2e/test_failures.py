@@ -26,10 +26,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PIPELINE = Path(sys.executable).parent / "pipeline"
-sys.path.insert(0, str(ROOT / "tests" / "dist"))
-import train_support as ts  # noqa: E402  (tests/dist/train_support.py: tiny real shards)
+from tests.support import training as ts
+from tests.support.paths import PIPELINE, ROOT
 
 TINY_DUMP = "enwiki-20250201-tiny_dump.xml.bz2"
 # Lines on stderr that are not ours but allowed: progress bars and the JVM's start-up

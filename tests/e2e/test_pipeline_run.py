@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.run import LOCK, RunError, RunLock
-from tests.unit.test_download import Mirror, serve, status_json
+from tests.support.mirror import Mirror, serve, status_json
 
 ROOT = Path(__file__).resolve().parents[2]
 EN = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -76,7 +76,7 @@ def test_first_run_downloads_then_makes_every_stage_a_sample_and_a_report(first_
     assert f"pipeline run: download: enwiki {DATE} pages-articles" in proc.stdout
     assert f"{MIRRORED}: downloaded" in proc.stderr and dump.is_file()
     assert not list(dump.parent.glob("*.part"))
-    stats = json.loads((work / "pages" / "stats.json").read_text())
+    stats = json.loads((work / "pages" / "_stats.json").read_text())
     assert [Path(f["file"]).name for f in stats["inputs"]] == [MIRRORED]
     assert {k: v.split(" ")[0] for k, v in stage_lines(proc.stdout).items()} == {
         "parse": "running", "featurise": "running", "train": "running"}  # fmt: skip
@@ -89,7 +89,7 @@ def test_first_run_downloads_then_makes_every_stage_a_sample_and_a_report(first_
     assert html.count("data:image/png;base64,") == 4  # pages, tokens, loss, throughput
     assert "a53f4648dec40467ebdcbc7a1307eddb51fe6e28e9309f6ebde81ba0d04bea2d" in html  # dump
     for stage_dir in ("pages", "shards", "runs/gpt"):
-        fp = json.loads((work / stage_dir / "fingerprint.json").read_text())
+        fp = json.loads((work / stage_dir / "_fingerprint.json").read_text())
         assert len(fp["sha256"]) == 64 and fp["code"]
     model = json.loads((work / "runs/gpt/model/config.json").read_text())
     assert model["step"] == 6

@@ -19,7 +19,7 @@ import pyspark
 
 from pipeline.spark.parse_stage import run_parse
 from pipeline.stage_config import load_config
-from tests.unit.sources_md import expected_page_counts
+from tests.support.samples import expected_page_counts
 
 ROOT = Path(__file__).resolve().parents[2]
 SPARK_SUBMIT = Path(pyspark.__file__).parent / "bin" / "spark-submit"
@@ -68,7 +68,7 @@ def test_parse_dump_under_spark_submit(spark, wiki_data: Path, tmp_path: Path) -
     assert "SparkUI" not in proc.stderr  # spark.ui_enabled=false reached the session
 
     assert (out / "_SUCCESS").is_file()
-    stats = json.loads((out / "stats.json").read_text())
+    stats = json.loads((out / "_stats.json").read_text())
     expected = expected_page_counts(wiki_data)[DUMP]
     assert expected == 17
     totals = stats["totals"]

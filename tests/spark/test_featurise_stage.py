@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.contracts.pages import PagesError
 from pipeline.errors import OutputError
 from pipeline.inspect import describe_pages, describe_shards
 from pipeline.outputs import MARKER
@@ -21,7 +22,6 @@ from pipeline.shards.tokenize import document, key_fractions, load_tokenizer
 from pipeline.spark.featurise_stage import _keyed, run_featurise
 from pipeline.spark.parse_stage import run_parse
 from pipeline.stage_config import load_config
-from pipeline.wiki.pages import PagesError
 
 ROOT = Path(__file__).resolve().parents[2]
 EN = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -149,7 +149,7 @@ def test_german_sample_and_inspect(pages, tmp_path) -> None:
 def test_bad_inputs_are_refused_before_anything_is_written(pages, en_shards, tmp_path) -> None:
     incomplete = tmp_path / "incomplete"
     incomplete.mkdir()
-    (incomplete / "stats.json").write_text("{}")
+    (incomplete / "_stats.json").write_text("{}")
     with pytest.raises(PagesError, match="no _SUCCESS"):
         featurise(incomplete, tmp_path / "a")
     with pytest.raises(fmt.ShardError, match="holds no ok pages"):

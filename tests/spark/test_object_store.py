@@ -12,11 +12,13 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.contracts.pages import PagesError, read_pages_dir
+from pipeline.errors import OutputError
 from pipeline.fs import filesystem
+from pipeline.outputs import MARKER
 from pipeline.spark.commit import SUCCESS, StagedOutput
 from pipeline.spark.parse_stage import run_parse
 from pipeline.stage_config import load_config
-from pipeline.wiki.pages import PagesError, read_pages_dir
 
 EN = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 BUCKET = "pipeline-test"
@@ -63,34 +65,39 @@ def keys(uri: str) -> list[str]:
 
 def test_staged_output_publishes_by_copy_and_replaces_the_old_output(s3: str) -> None:
     out = f"s3a://{BUCKET}/staged/out"
-    with StagedOutput(out) as stage:
+    with StagedOutput(out, "parse") as stage:
         assert stage.object_store
         stage.write_bytes("a.txt", b"first")
         stage.write_bytes("old-only.txt", b"x")
-    assert keys(out) == [SUCCESS, "a.txt", "old-only.txt"]
-    with StagedOutput(out) as stage:
+    assert keys(out) == [SUCCESS, MARKER, "a.txt", "old-only.txt"]
+    fs, path = filesystem(out)
+    with fs.open_output_stream(f"{path}/notes.txt") as f:
+        f.write(b"the user's")  # not ours: kept through the replacement
+    with pytest.raises(OutputError, match="holds a previous parse output"):
+        StagedOutput(out, "parse")
+    with StagedOutput(out, "parse", overwrite=True) as stage:
         stage.write_bytes("part.tmp", b"second")
         stage.rename("part.tmp", "a.txt")
         stage.write_bytes("b.txt", b"new")
-    assert keys(out) == [SUCCESS, "a.txt", "b.txt"]  # old-only.txt is gone
-    fs, path = filesystem(out)
+    assert keys(out) == [SUCCESS, MARKER, "a.txt", "b.txt", "notes.txt"]  # old-only.txt gone
     assert fs.open_input_stream(f"{path}/a.txt").read() == b"second"
+    assert fs.open_input_stream(f"{path}/notes.txt").read() == b"the user's"
     assert keys(f"s3a://{BUCKET}/staged") == [f"out/{k}" for k in keys(out)]  # no staging left
 
 
 def test_a_failed_body_leaves_the_published_output_untouched(s3: str) -> None:
     out = f"s3a://{BUCKET}/failed/out"
-    with StagedOutput(out) as stage:
+    with StagedOutput(out, "parse") as stage:
         stage.write_bytes("a.txt", b"kept")
 
     def failing_job() -> None:
-        with StagedOutput(out) as stage:
+        with StagedOutput(out, "parse", overwrite=True) as stage:
             stage.write_bytes("a.txt", b"lost")
             raise RuntimeError("task failed")
 
     with pytest.raises(RuntimeError, match="task failed"):
         failing_job()
-    assert keys(f"s3a://{BUCKET}/failed") == ["out/_SUCCESS", "out/a.txt"]
+    assert keys(f"s3a://{BUCKET}/failed") == ["out/_SUCCESS", f"out/{MARKER}", "out/a.txt"]
     fs, path = filesystem(out)
     assert fs.open_input_stream(f"{path}/a.txt").read() == b"kept"
 
@@ -100,10 +107,10 @@ def test_parse_stage_writes_pages_to_s3a(s3: str, wiki_data: Path, tmp_path: Pat
     for out in (str(local), remote):
         cfg = load_config(overrides=[f"parse.input=[{wiki_data / EN}]", f"parse.out={out}"])
         run_parse(cfg, progress=False)
-    stats_remote, files_remote = read_pages_dir(remote)
-    stats_local, files_local = read_pages_dir(str(local))
-    assert stats_remote["totals"] == stats_local["totals"]
-    assert stats_remote["totals"]["pages"] == 206  # SOURCES.md: 206 pages
+    remote_table, local_table = read_pages_dir(remote), read_pages_dir(str(local))
+    files_remote, files_local = remote_table.files, local_table.files
+    assert remote_table.stats.totals == local_table.stats.totals
+    assert remote_table.stats.totals.pages == 206  # SOURCES.md: 206 pages
     assert all(f.startswith(f"s3a://{BUCKET}/run/pages/part-") for f in files_remote)
     rows = [pq.read_table(filesystem(f)[1], filesystem=filesystem(f)[0]) for f in files_remote]
     local_rows = [pq.read_table(f) for f in files_local]
@@ -121,7 +128,7 @@ def test_parse_stage_writes_pages_to_s3a(s3: str, wiki_data: Path, tmp_path: Pat
 def test_training_reader_takes_shards_from_s3a(s3: str, tmp_path: Path) -> None:
     """Shards published to a bucket read back batch for batch as from a local folder."""
     from pipeline.shards.reader import ShardDataset
-    from tests.unit.test_reader import make_shards
+    from tests.support.shards import make_shards
 
     local = make_shards(tmp_path / "shards")
     remote = f"s3a://{BUCKET}/shards"

@@ -14,7 +14,7 @@ from pipeline.errors import OutputError
 from pipeline.spark.parse_stage import run_parse
 from pipeline.stage_config import load_config
 from pipeline.wiki.xmlpages import DumpError
-from tests.unit.sources_md import expected_page_counts
+from tests.support.samples import expected_page_counts
 
 BAD = ("TRUNCATED", ".7z", "index")
 
@@ -43,7 +43,7 @@ def test_every_sample_rows_equal_pages_of_sources_md(spark, wiki_data: Path, tmp
     assert table.num_rows == stats["totals"]["rows"] == sum(expected[n] for n in names)
     assert stats["tasks"] > len(names)  # the multistream dump was read in several tasks
     assert stats["totals"]["status"]["non_wikitext"] >= 2
-    assert (out / "_SUCCESS").is_file() and (out / "config.yaml").is_file()
+    assert (out / "_SUCCESS").is_file() and (out / "_config.yaml").is_file()
     assert hidden(out) == []
 
 
@@ -56,7 +56,7 @@ def test_rerun_replaces_output_with_same_bytes(spark, wiki_data: Path, tmp_path)
     parse([dump], out, "parse.split_bytes=1", "parse.overwrite=true")
     second = {p.name: p.read_bytes() for p in out.iterdir()}
     assert second.pop("stray.txt") == b"not ours: kept"
-    assert first == second  # same bytes, stats.json and config.yaml included
+    assert first == second  # same bytes, _stats.json and _config.yaml included
     assert hidden(out) == []
 
 
@@ -75,7 +75,7 @@ def test_truncated_input_kept_with_damage_recorded(spark, wiki_data, tmp_path) -
     out = tmp_path / "pages"
     stats = parse([bad], out, "parse.on_damaged=keep")
     assert stats["totals"]["rows"] == 7
-    saved = json.loads((out / "stats.json").read_text())
+    saved = json.loads((out / "_stats.json").read_text())
     assert saved["damaged"][0]["position"].startswith("line 1001")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.wiki.clean import CleanOptions, CleanTimeout, clean_wikitext
-from tests.unit.sources_md import read_sample
+from tests.support.samples import read_sample
 
 WIKI = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "wiki"
 LEFTOVERS = ["{{", "}}", "[[", "]]", "<ref", "{|", "|}", "'''", "<!--", "&amp;", "&nbsp;",

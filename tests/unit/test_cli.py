@@ -77,6 +77,11 @@ def test_parse_flags_map_to_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert resolved["parse"]["input"] == ["a.xml.bz2", "dumps/*.bz2"]
     assert resolved["parse"]["out"] == "o"
     assert resolved["spark"]["master"] == "local[2]"
+    # flag values reach the config as argparse typed them, never re-read as YAML
+    ns = cli.build_parser().parse_args(["parse", "--input", "[a].xml", "--input", "b: c"])
+    assert cli.flag_values(ns) == [("parse.input", ["[a].xml", "b: c"])]
+    ns = cli.build_parser().parse_args(["train", "-np", "2", "--run", " r "])
+    assert cli.flag_values(ns) == [("train.run", "r"), ("train.np", 2)]
 
 
 def test_two_config_files_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -187,7 +192,7 @@ def test_a_full_disk_names_the_output_and_its_flag(
 def test_a_spark_failure_reports_the_workers_cause(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.unit.test_spark_errors import dataframe_error, rdd_error
+    from tests.support.spark_errors import dataframe_error, rdd_error
 
     exc = dataframe_error("OSError: [Errno 28] No space left on device: '/s/.stage/p-0.arrow'")
     failing(monkeypatch, "featurise", exc)
@@ -240,3 +245,14 @@ def test_debug_flag_is_off_by_default() -> None:
     for argv in (["inspect", "x"], ["parse"], ["--debug", "parse"], ["parse", "--debug"]):
         ns = cli.build_parser().parse_args(argv)
         assert ns.debug is ("--debug" in argv)
+
+
+def test_pipeline_train_refuses_to_run_inside_a_horovodrun_rank(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rank runs jobs/train.py; ``pipeline train`` there would start horovodrun again."""
+    monkeypatch.setenv("HOROVOD_RANK", "1")
+    assert main(["train", "train.np=2"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "pipeline train: error: pipeline train launches the ranks" in err
+    assert "python jobs/train.py CONFIG.yaml" in err

@@ -45,7 +45,7 @@ def test_the_hash_of_the_repository_is_that_of_an_identical_copy(tree: Path) -> 
         ("pipeline/fs.py", {"parse", "featurise", "train"}),  # missed by the old list
         ("pipeline/config.py", {"parse", "featurise", "train"}),
         ("pipeline/spark/session.py", {"parse", "featurise", "train"}),
-        ("pipeline/wiki/clean.py", {"parse", "featurise"}),
+        ("pipeline/wiki/clean.py", {"parse"}),  # featurise reads pages through the contract
         ("pipeline/shards/pack.py", {"featurise"}),
         ("pipeline/train/loop.py", {"train"}),
         ("models/gpt.py", {"train"}),

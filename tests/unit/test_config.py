@@ -119,6 +119,23 @@ def test_wrong_type_override() -> None:
         load_config(overrides=["train.launcher=mpirun"])
 
 
+def test_typed_values_are_checked_not_converted() -> None:
+    """``(key, value)`` pairs (the CLI's flags) keep their type: no text round trip."""
+    cfg = cfgmod.load(
+        PipelineConfig,
+        overrides=["train.np=2", ("train.np", 4), ("parse.input", ["[x].xml", "a: b", "*.bz2"])],
+    )
+    assert cfg.train.np == 4
+    assert cfg.parse.input == ["[x].xml", "a: b", "*.bz2"]  # not read as YAML
+    assert cfgmod.load(PipelineConfig, overrides=[("parse.out", "null")]).parse.out == "null"
+    with pytest.raises(ConfigError, match=r"train\.np: expected int, got '4'"):
+        cfgmod.load(PipelineConfig, overrides=[("train.np", "4")])
+    with pytest.raises(ConfigError, match=r"parse\.input\[1\]: expected str, got 3"):
+        cfgmod.load(PipelineConfig, overrides=[("parse.input", ["a", 3])])
+    with pytest.raises(ConfigError, match="unknown config key 'train.nope'"):
+        cfgmod.load(PipelineConfig, overrides=[("train.nope", 1)])
+
+
 def test_section_cannot_be_set_as_a_value() -> None:
     with pytest.raises(ConfigError, match="'spark' is a section"):
         load_config(overrides=["spark=local"])

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.contracts.pages import STATUSES
 from pipeline.wiki import pages, sources
 from pipeline.wiki.xmlpages import DumpError
 
@@ -82,7 +83,7 @@ def test_7z_gets_conversion_advice() -> None:
 def test_statuses_on_real_samples(tmp_path: Path) -> None:
     en = WIKI / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
     rows = run_all(sources.plan_tasks(sources.expand_inputs([str(en)]), 1), tmp_path)
-    status = {s: sum(r["status"] == s for r in rows) for s in pages.STATUSES}
+    status = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     assert len(rows) == 206
     assert sum(r["redirect_to"] is not None for r in rows) == 100  # as SOURCES.md counts
     assert status["namespace"] == 1  # the one ns-4 page (itself a redirect)

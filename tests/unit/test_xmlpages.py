@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.wiki.xmlpages import DumpError, PageReader
-from tests.unit.sources_md import expected_page_counts
-from tests.unit.sources_md import read_sample as read_all
+from tests.support.samples import expected_page_counts
+from tests.support.samples import read_sample as read_all
 
 WIKI = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "wiki"
 

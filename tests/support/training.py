@@ -1,6 +1,6 @@
 """Helpers of the train-stage tests: a small real-text shards folder, configs, runs.
 
-Also the horovodrun worker of the stop-and-resume tests: ``python train_support.py
+Also the horovodrun worker of the stop-and-resume tests: ``python tests/support/training.py
 CONFIG.yaml STOP_AFTER`` trains as one rank and stops cleanly after step ``STOP_AFTER``
 (writing a checkpoint), as a preempted job would.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import bz2
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -24,8 +23,8 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
-PIPELINE = ROOT / ".venv" / "bin" / "pipeline"
+# Not from tests.support.paths: this file also runs as a script (the horovodrun worker).
+PIPELINE = Path(sys.executable).parent / "pipeline"  # the venv's console script
 SAMPLE = ROOT / ".." / "shared" / "data" / "wiki" / "enwiki-10k.xml.bz2"
 BLOCK = 32
 VOCAB = 512
@@ -58,43 +57,15 @@ def write_shards(
     eot_id: int = 0,
 ) -> Path:
     """A shards folder in the manifest format: one train and one val shard."""
-    import pyarrow.fs as pafs
+    from tests.support.manifests import write_dataset
 
-    from pipeline.shards.format import FORMAT, FORMAT_VERSION, ShardWriter
-
-    root.mkdir(parents=True)
-    (root / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
-    splits = {}
-    for split, rows in (("train", train), ("val", val)):
-        (root / split).mkdir()
-        rel = f"{split}/part-00000-of-00001.arrow"
-        w = ShardWriter(pafs.LocalFileSystem(), str(root / rel), rows.shape[1] - 1, "uint16")
-        w.write(rows.astype(np.uint16))
-        w.close()
-        shard = {
-            "path": rel,
-            "sequences": w.sequences,
-            "tokens": int(rows[:, :-1].size),
-            "bytes": w.bytes,
-            "sha256": w.sha256,
-        }
-        splits[split] = {"sequences": w.sequences, "shards": [shard]}
-    manifest = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "block_size": train.shape[1] - 1,
-        "dtype": "uint16",
-        "vocab_size": vocab_size,
-        "eot_id": eot_id,
-        "splits": splits,
-        "tokenizer": {
-            "path": "tokenizer.json",
-            "sha256": hashlib.sha256(tokenizer_json.encode()).hexdigest(),
-        },
-    }
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    (root / "_SUCCESS").write_text("")
-    return root
+    return write_dataset(
+        root,
+        {"train": [train.astype(np.uint16)], "val": [val.astype(np.uint16)]},
+        vocab_size=vocab_size,
+        eot_id=eot_id,
+        tokenizer_json=tokenizer_json,
+    )
 
 
 def _tmpdir(prefix: str) -> Path:
@@ -190,14 +161,17 @@ def horovodrun_stop_after(config: Path, stop_after: int, np: int = 2) -> None:
 
 
 def metrics(run: Path) -> list[dict]:
+    """The rows of ``RUN/metrics.jsonl``."""
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def losses(run: Path) -> dict[int, float]:
+    """``{step: training loss}`` of a run."""
     return {r["step"]: r["loss"] for r in metrics(run) if r.get("loss") is not None}
 
 
 def weights(folder: Path) -> dict[str, Any]:
+    """The tensors of ``FOLDER/model.safetensors`` (a checkpoint or an exported model)."""
     from safetensors.torch import load_file
 
     return load_file(str(folder / "model.safetensors"))

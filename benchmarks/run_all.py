@@ -1,21 +1,25 @@
-"""``pipeline bench``: the parse, featurise and train benchmarks in one go.
+"""The parse, featurise and train benchmarks in one go (what ``pipeline bench`` runs).
+
+    .venv/bin/python benchmarks/run_all.py [all|parse|featurise|train] [--quick] [--out DIR]
 
 Runs ``benchmarks/parse.py`` (which keeps the pages of its input), then
 ``benchmarks/featurise.py`` on those pages, then ``benchmarks/train.py`` on the shards it
-made, each in its own process, and writes ``bench.json`` (machine, commands, exit codes,
-seconds, every markdown table as rows, the full output) and ``bench.md`` (the machine
-description and the tables). When CUDA is present it also trains a ladder of model sizes
-on CPU and on the GPU (:func:`cpu_gpu_crossover`) and reports the smallest size at which
-the GPU is faster and the share of GPU step time spent copying batches to the device.
-Benchmarks print and record; they never assert timings.
+made, each in its own process with ``--json OUT/results/NAME.json``, and writes
+``OUT/bench.json`` (machine, commands, exit codes, seconds, each script's results as it
+wrote them, every target with its verdict, the printed output) and ``OUT/bench.md`` (the
+machine, the targets, the printed tables). When CUDA is present it also trains a ladder of
+model sizes on CPU and on the GPU (:func:`cpu_gpu_crossover`) and reports the smallest size
+at which the GPU is faster and the share of GPU step time spent copying batches to the
+device. Exit status 0 when every benchmark ran, 1 otherwise. Benchmarks print and record;
+they never assert timings.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -23,6 +27,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.results import Target, read_results  # noqa: E402
+
+BENCHMARKS = ("parse", "featurise", "train")
 # (n_layer, n_head, n_embd) of the CPU-vs-GPU ladder, smallest first
 LADDER = ((2, 2, 64), (4, 4, 128), (6, 6, 256), (8, 8, 512), (12, 12, 768))
 
@@ -58,36 +67,47 @@ def machine() -> dict[str, Any]:
     return out
 
 
-def markdown_tables(text: str) -> list[list[dict[str, str]]]:
-    """Every markdown table in ``text`` as a list of ``{header: cell}`` rows."""
-    tables, block = [], []
-    for line in [*text.splitlines(), ""]:
-        if line.strip().startswith("|"):
-            block.append([c.strip() for c in line.strip().strip("|").split("|")])
-            continue
-        if len(block) >= 2:
-            header, rows = block[0], [r for r in block[2:] if len(r) == len(block[0])]
-            tables.append([dict(zip(header, r, strict=True)) for r in rows])
-        block = []
-    return tables
-
-
-def _run(name: str, cmd: list[str]) -> dict[str, Any]:
-    print(f"pipeline bench: {name}: {' '.join(cmd)}", flush=True)
+def run_benchmark(name: str, cmd: list[str], results: Path) -> dict[str, Any]:
+    """Run one benchmark script with ``--json results``; return its ``bench.json`` entry:
+    command, exit code, seconds, printed output, and the results it wrote (None, with the
+    reason in ``error``, when it failed or wrote none)."""
+    cmd = [*cmd, "--json", str(results)]
+    print(f"bench: {name}: {' '.join(cmd)}", flush=True)
+    results.unlink(missing_ok=True)
     started = time.perf_counter()
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     print(proc.stdout, flush=True)
+    entry: dict[str, Any] = {
+        "command": cmd,
+        "returncode": proc.returncode,
+        "seconds": round(time.perf_counter() - started, 1),
+        "output": proc.stdout,
+        "results": None,
+        "error": None,
+    }
     if proc.returncode:
         print(proc.stderr[-3000:], file=sys.stderr, flush=True)
-    return {"command": cmd, "returncode": proc.returncode,
-            "seconds": round(time.perf_counter() - started, 1), "output": proc.stdout,
-            "tables": markdown_tables(proc.stdout)}  # fmt: skip
+        tail = proc.stderr.strip().splitlines()[-1:] or ["no output on stderr"]
+        entry["error"] = f"exit status {proc.returncode}: {tail[0][:300]}"
+    elif not results.is_file():
+        entry["error"] = f"wrote no results to {results}"
+    else:
+        try:
+            entry["results"] = read_results(results).to_dict()
+        except ValueError as e:
+            entry["error"] = str(e)
+    return entry
 
 
-def cpu_gpu_crossover(shards: str, steps: int = 10, batch: int = 8, *,
-                      ladder: tuple[tuple[int, int, int], ...] = LADDER,
-                      device: str = "cuda") -> dict[str, Any]:  # fmt: skip
+def cpu_gpu_crossover(
+    shards: str,
+    steps: int = 10,
+    batch: int = 8,
+    *,
+    ladder: tuple[tuple[int, int, int], ...] = LADDER,
+    device: str = "cuda",
+) -> dict[str, Any]:
     """Train each ``ladder`` size (``(n_layer, n_head, n_embd)``) for ``steps`` steps on
     the CPU and on ``device``; find where ``device`` wins and what share of its step time
     the host-to-device batch copy takes.
@@ -165,64 +185,110 @@ def run_bench(which: str, out: Path, quick: bool = False) -> dict[str, Any]:
     Returns the ``bench.json`` content.
     """
     out = out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "results").mkdir(parents=True, exist_ok=True)
     py = sys.executable
     pages, shards = out / "pages", out / "featurise" / "local[2]"
+    cmds = {
+        "parse": [py, "benchmarks/parse.py", "--keep-pages", str(pages)]
+        + (["--quick"] if quick else []),
+        "featurise": [
+            py,
+            "benchmarks/featurise.py",
+            "--pages",
+            str(pages),
+            "--work",
+            str(out / "featurise"),
+        ],
+        "train": [py, "benchmarks/train.py", "--data", str(shards)]
+        + (["--steps", "10"] if quick else []),
+    }
     result: dict[str, Any] = {"machine": machine(), "benchmarks": {}}
-    if which in ("parse", "all"):
-        cmd = [py, "benchmarks/parse.py", "--keep-pages", str(pages)]
-        result["benchmarks"]["parse"] = _run("parse", cmd + (["--quick"] if quick else []))
-    if which in ("featurise", "all"):
-        cmd = [py, "benchmarks/featurise.py", "--pages", str(pages), "--work",
-               str(out / "featurise")]  # fmt: skip
-        result["benchmarks"]["featurise"] = _run("featurise", cmd)
+    for name in BENCHMARKS:
+        if which in (name, "all"):
+            json_path = out / "results" / f"{name}.json"
+            result["benchmarks"][name] = run_benchmark(name, cmds[name], json_path)
     if which in ("train", "all"):
-        cmd = [py, "benchmarks/train.py", "--data", str(shards)]
-        result["benchmarks"]["train"] = _run("train", cmd + (["--steps", "10"] if quick else []))
         import torch
 
         if torch.cuda.is_available():
             result["cpu_gpu"] = cpu_gpu_crossover(str(shards))
-    result["targets"] = [{"benchmark": n, "line": line} for n, line in target_lines(result)]
-    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    result["targets"] = targets(result)
+    (out / "bench.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     (out / "bench.md").write_text(render(result))
     return result
 
 
-def target_lines(result: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(benchmark, line)`` for every printed line that judges a target (pass/FAIL), with
-    table rows flattened to ``cell · cell · …``, in output order."""
-    out = []
-    for name, b in result["benchmarks"].items():
-        for line in b["output"].splitlines():
-            if not re.search(r"\b(pass|FAIL)\b", line):
-                continue
-            if line.strip().startswith("|"):
-                line = " · ".join(c.strip() for c in line.strip().strip("|").split("|"))
-            out.append((name, line.strip()))
-    return out
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target the benchmarks judged, in run order, each with its benchmark's name."""
+    return [
+        {"benchmark": name, **t}
+        for name, b in result["benchmarks"].items()
+        for t in (b.get("results") or {}).get("targets", [])
+    ]
+
+
+def failed(result: dict[str, Any]) -> list[str]:
+    """The benchmarks that failed or wrote no results."""
+    return [name for name, b in result["benchmarks"].items() if b["error"]]
 
 
 def render(result: dict[str, Any]) -> str:
-    """``bench.md``: the machine, then each benchmark's printed tables and summary lines."""
+    """``bench.md``: the machine, the targets with their verdicts, then each benchmark's
+    printed output."""
     m = result["machine"]
-    lines = ["# pipeline bench", "", f"- CPU: {m['cpu']}, {m['cores']} cores, "
-             f"{m['memory_gib']} GiB", f"- GPU: {m['gpu'] or 'none'}",
-             f"- {m['os']}, Python {m['python']}, torch {m['torch']}, "
-             f"pyspark {m.get('pyspark')}", ""]  # fmt: skip
-    checks = target_lines(result)
+    lines = [
+        "# pipeline bench",
+        "",
+        f"- CPU: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB",
+        f"- GPU: {m['gpu'] or 'none'}",
+        f"- {m['os']}, Python {m['python']}, torch {m['torch']}, pyspark {m.get('pyspark')}",
+        "",
+    ]
+    checks = result.get("targets") or targets(result)
     if checks:
-        lines += ["## Targets", "", *[f"- {name}: {line}" for name, line in checks], ""]
+        lines += ["## Targets", ""]
+        for t in checks:
+            target = Target(t["target"], t["value"], t["op"], t["goal"])
+            lines.append(f"- {t['benchmark']}: {target.line()}")
+        lines.append("")
     for name, b in result["benchmarks"].items():
-        lines += [f"## {name}", "", f"`{' '.join(b['command'])}` — exit {b['returncode']}, "
-                  f"{b['seconds']} s", "", b["output"].strip(), ""]  # fmt: skip
+        lines += [
+            f"## {name}",
+            "",
+            f"`{' '.join(b['command'])}` — exit {b['returncode']}, {b['seconds']} s",
+            "",
+        ]
+        if b["error"]:
+            lines += [f"**failed**: {b['error']}", ""]
+        lines += [b["output"].strip(), ""]
     if "cpu_gpu" in result:
         header = "| layers | heads | width | params | CPU tokens/s | GPU tokens/s | copy share |"
         lines += ["## CPU vs GPU", "", header, "|---:|---:|---:|---:|---:|---:|---:|"]
         for r in result["cpu_gpu"]["rows"]:
-            lines.append(f"| {r['n_layer']} | {r['n_head']} | {r['n_embd']} | {r['params']:,} "
-                         f"| {r['cpu_tokens_per_s']:,} | {r['gpu_tokens_per_s']:,} | "
-                         f"{r['copy_share']:.1%} |")  # fmt: skip
+            lines.append(
+                f"| {r['n_layer']} | {r['n_head']} | {r['n_embd']} | {r['params']:,} "
+                f"| {r['cpu_tokens_per_s']:,} | {r['gpu_tokens_per_s']:,} | "
+                f"{r['copy_share']:.1%} |"
+            )
         w = result["cpu_gpu"]["gpu_wins_from"]
         lines += ["", f"GPU faster from: {w['n_embd'] if w else 'never'} wide"]
     return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks; write ``bench.json`` and ``bench.md``; 1 if any failed."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("name", nargs="?", default="all", choices=["all", *BENCHMARKS])
+    p.add_argument("--out", type=Path, default=Path("work/bench"), help="output folder")
+    p.add_argument("--quick", action="store_true", help="small inputs: a smoke run")
+    args = p.parse_args(argv)
+    result = run_bench(args.name, args.out, quick=args.quick)
+    print(f"bench: wrote {args.out / 'bench.json'} and bench.md")
+    if bad := failed(result):
+        print(f"bench: failed: {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""Helpers of the cluster tier: spark-submit to the loopback cluster, file digests."""
+"""Helpers of the cluster tier: spark-submit to the loopback standalone cluster while
+watching every socket that listens, file digests."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import psutil
 import pyspark
 
 from pipeline.spark.standalone import StandaloneCluster
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SPARK_SUBMIT = Path(pyspark.__file__).resolve().parent / "bin" / "spark-submit"
 ARCHIVE_PYTHON = "./environment/bin/python"
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
@@ -61,6 +62,7 @@ class Watched:
     listening: set[tuple[str, int, str]] = field(default_factory=set)
 
     def beyond_loopback(self) -> list[tuple[str, int, str]]:
+        """The listening sockets bound to an address other than loopback, sorted."""
         return sorted(x for x in self.listening if x[0] not in LOOPBACK)
 
 
@@ -130,7 +132,7 @@ def digests(folder: Path) -> dict[str, str]:
 
 
 def without_master(text: str) -> dict:
-    """A stats.json as a dict, minus the one config field that names the Spark master."""
+    """A _stats.json as a dict, minus the one config field that names the Spark master."""
     obj = json.loads(text)
     obj["config"]["spark"].pop("master")
     return obj

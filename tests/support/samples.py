@@ -1,4 +1,5 @@
-"""Read the expected per-file <page> counts from ../shared/data/wiki/SOURCES.md."""
+"""The shared samples: expected per-file ``<page>`` counts from ``SOURCES.md``, and
+reading every page of one sample file through the project's own opener."""
 
 from __future__ import annotations
 
