@@ -306,8 +306,11 @@ def report(diffs: list[PageDiff], top: int = 15) -> str:
             f"{len(d.theirs or '')} | {d.why()} |"
         )
     lines += ["", "### Every page kept by either", ""]
-    lines += ["| page id | title | our status | kept by WikiExtractor | overlap | chars ours |"
-              " chars WikiExtractor |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "| page id | title | our status | kept by WikiExtractor | overlap | chars ours |"
+        " chars WikiExtractor |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for d in kept:
         lines.append(
             f"| {d.page_id} | {d.title} | {d.status} | {'yes' if d.kept_theirs else 'no'} | "

@@ -64,9 +64,12 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.results import Results  # noqa: E402
 
 SAMPLE = (
-    ROOT.parent / "shared" / "data" / "wiki"
+    ROOT.parent
+    / "shared"
+    / "data"
+    / "wiki"
     / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
-)  # fmt: skip
+)
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
 CACHE = CACHE / "spark-gpu-pipeline" / "bench" / "parse"
 BUILD_VERSION = 1  # bump when the built file changes
@@ -211,11 +214,14 @@ def child_parse(dump: str, out: str, master: str, split_bytes: int) -> None:
 
     cfg = load_config(
         overrides=[
-            f"parse.input={json.dumps([dump])}", f"parse.out={out}",
-            f"parse.split_bytes={split_bytes}", f"spark.master={master}",
-            "spark.ui_enabled=false", "spark.log_level=ERROR",
+            f"parse.input={json.dumps([dump])}",
+            f"parse.out={out}",
+            f"parse.split_bytes={split_bytes}",
+            f"spark.master={master}",
+            "spark.ui_enabled=false",
+            "spark.log_level=ERROR",
         ]
-    )  # fmt: skip
+    )
     started = time.perf_counter()
     spark = build_spark_session(cfg.spark)
     ready = time.perf_counter()
@@ -223,9 +229,12 @@ def child_parse(dump: str, out: str, master: str, split_bytes: int) -> None:
     done = time.perf_counter()
     spark.stop()
     result = {
-        "jvm_s": ready - started, "stage_s": done - ready, "pages": stats["totals"]["pages"],
-        "ok": stats["totals"]["status"]["ok"], "tasks": stats["tasks"],
-    }  # fmt: skip
+        "jvm_s": ready - started,
+        "stage_s": done - ready,
+        "pages": stats["totals"]["pages"],
+        "ok": stats["totals"]["status"]["ok"],
+        "tasks": stats["tasks"],
+    }
     print("BENCH " + json.dumps(result))
 
 
@@ -243,9 +252,17 @@ def bench_ours(inp: BenchInput, master: str, tasks: int, keep: Path | None = Non
     if m.returncode != 0 or not lines:
         raise SystemExit(f"parse with {master} failed ({m.returncode}):\n{m.stderr[-3000:]}")
     r = json.loads(lines[-1][6:])
-    return {"config": f"ours {master}", "pages": r["pages"], "kept": r["ok"],
-            "tasks": r["tasks"], "seconds": m.seconds, "stage_s": r["stage_s"],
-            "jvm_s": r["jvm_s"], "cpu_s": m.cpu_seconds, "peak_rss": m.peak_rss}  # fmt: skip
+    return {
+        "config": f"ours {master}",
+        "pages": r["pages"],
+        "kept": r["ok"],
+        "tasks": r["tasks"],
+        "seconds": m.seconds,
+        "stage_s": r["stage_s"],
+        "jvm_s": r["jvm_s"],
+        "cpu_s": m.cpu_seconds,
+        "peak_rss": m.peak_rss,
+    }
 
 
 def bench_wikiextractor(inp: BenchInput) -> dict | None:
@@ -265,9 +282,14 @@ def bench_wikiextractor(inp: BenchInput) -> dict | None:
         )
     if m.returncode != 0:
         raise SystemExit(f"WikiExtractor failed ({m.returncode}):\n{m.stderr[-3000:]}")
-    return {"config": f"WikiExtractor {version} --processes 1", "pages": inp.pages,
-            "kept": docs, "seconds": m.seconds, "cpu_s": m.cpu_seconds,
-            "peak_rss": m.peak_rss}  # fmt: skip
+    return {
+        "config": f"WikiExtractor {version} --processes 1",
+        "pages": inp.pages,
+        "kept": docs,
+        "seconds": m.seconds,
+        "cpu_s": m.cpu_seconds,
+        "peak_rss": m.peak_rss,
+    }
 
 
 def bench_bz2(inp: BenchInput) -> dict:
@@ -279,8 +301,13 @@ def bench_bz2(inp: BenchInput) -> dict:
     m = run_measured([sys.executable, "-c", code, str(inp.dump)])
     if m.returncode != 0 or int(m.stdout.split()[-1]) != inp.xml_bytes:
         raise SystemExit(f"bz2 decompression failed or gave the wrong size: {m.stderr[-2000:]}")
-    return {"config": "bz2 decompression only", "pages": inp.pages, "seconds": m.seconds,
-            "cpu_s": m.cpu_seconds, "peak_rss": m.peak_rss}  # fmt: skip
+    return {
+        "config": "bz2 decompression only",
+        "pages": inp.pages,
+        "seconds": m.seconds,
+        "cpu_s": m.cpu_seconds,
+        "peak_rss": m.peak_rss,
+    }
 
 
 def table(rows: list[tuple[BenchInput, dict]]) -> str:
@@ -372,9 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     mb = 10 if args.quick else args.mb
     inp = build_input(mb, args.cache_dir)
     big = build_input(2 * mb, args.cache_dir) if "double" in only else None
-    print(f"input: {inp.dump} ({inp.dump.stat().st_size / MB:.1f} MB bz2, "
-          f"{inp.xml_bytes / MB:.1f} MB XML, {inp.pages} pages, {inp.streams} streams)",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"input: {inp.dump} ({inp.dump.stat().st_size / MB:.1f} MB bz2, "
+        f"{inp.xml_bytes / MB:.1f} MB XML, {inp.pages} pages, {inp.streams} streams)",
+        file=sys.stderr,
+    )
     runs = {
         "local1": lambda: bench_ours(inp, "local[1]", args.tasks),
         "local2": lambda: bench_ours(inp, "local[2]", args.tasks, args.keep_pages),
@@ -404,12 +433,18 @@ def main(argv: list[str] | None = None) -> int:
     results = Results("parse")
     print(targets(rows, results))
     if args.json:
-        results.table("runs", [
-            {**r, "input_mb": (big if k == "double" else inp).xml_bytes / MB,
-             "pages_per_s": (big if k == "double" else inp).pages / r["seconds"],
-             "peak_rss_mib": r["peak_rss"] / 2**20}
-            for k, r in rows.items()
-        ])  # fmt: skip
+        results.table(
+            "runs",
+            [
+                {
+                    **r,
+                    "input_mb": (big if k == "double" else inp).xml_bytes / MB,
+                    "pages_per_s": (big if k == "double" else inp).pages / r["seconds"],
+                    "peak_rss_mib": r["peak_rss"] / 2**20,
+                }
+                for k, r in rows.items()
+            ],
+        )
         results.notes.append(f"load average {load_before:.2f} before, {load_after:.2f} after")
         results.write(args.json)
     return 0

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pipeline.fs import atomic_write
+
 FORMAT, VERSION = "pipeline-bench-results", 1
 
 
@@ -89,10 +91,7 @@ class Results:
         """Write the JSON form to ``path`` (temporary file, then rename); return the path."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
-        os.replace(tmp, p)
-        return p
+        return atomic_write(p, json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
 
 
 def read_results(path: str | os.PathLike[str]) -> Results:

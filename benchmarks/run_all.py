@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -166,7 +167,7 @@ def cpu_gpu_crossover(
                 times.append(time.perf_counter() - t0)
                 copies.append(t1 - t0)
             times, copies = times[1:], copies[1:]
-            med = sorted(times)[len(times) // 2]
+            med = statistics.median(times)
             row[f"{key}_tokens_per_s"] = round(batch * cfg.block_size / med)
             if key == "gpu":
                 row["copy_share"] = round(sum(copies) / sum(times), 4)

@@ -20,7 +20,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import DEBUG_ENV, debug_enabled, report_failure
+from pipeline.cli.failures import DEBUG_ENV, debug_enabled, report_failure
 from pipeline.errors import EXIT_OK
 
 
@@ -48,8 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = debug_enabled(ns)
     cfg = None
     try:
+        from pipeline.cli.failures import value_errors_fail
         from pipeline.stage_config import load_config
-        from pipeline.stages import value_errors_fail
         from pipeline.train.loop import train_rank
 
         cfg = load_config(ns.config, ns.overrides)

@@ -12,6 +12,7 @@ H n_head, Q head size (C // H), V vocab_size.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -109,7 +110,7 @@ class GPT(nn.Module):
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         # Weight tying (Press & Wolf 2017): the output projection is the token embedding.
-        self.transformer.wte.weight = self.lm_head.weight
+        self.transformer["wte"].weight = self.lm_head.weight
 
         self.apply(self._init_weights)
         # GPT-2: scale the projections that write into the residual stream by 1/sqrt(2L),
@@ -165,12 +166,13 @@ class GPT(nn.Module):
             )
 
         pos = torch.arange(T, dtype=torch.long, device=idx.device)  # (T,)
-        tok_emb = self.transformer.wte(idx)  # (B, T, C)
-        pos_emb = self.transformer.wpe(pos)  # (T, C), broadcast over B
-        x = self.transformer.drop(tok_emb + pos_emb)  # (B, T, C)
-        for block in self.transformer.h:
+        t = self.transformer
+        tok_emb = t["wte"](idx)  # (B, T, C)
+        pos_emb = t["wpe"](pos)  # (T, C), broadcast over B
+        x = t["drop"](tok_emb + pos_emb)  # (B, T, C)
+        for block in cast(nn.ModuleList, t["h"]):
             x = block(x)  # (B, T, C)
-        x = self.transformer.ln_f(x)  # (B, T, C)
+        x = t["ln_f"](x)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, V)
 
         loss = None
@@ -212,7 +214,7 @@ class GPT(nn.Module):
         """
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
-            n -= self.transformer.wpe.weight.numel()
+            n -= cast(nn.Embedding, self.transformer["wpe"]).weight.numel()
         return n
 
     def flops_per_token(self, seq_len: int | None = None) -> int:

@@ -50,7 +50,7 @@ def _imports(path: Path, name: str, root: Path) -> set[str]:
                 base = importlib.util.resolve_name("." * node.level + base, package)
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
-    out = set()
+    out: set[str] = set()
     for mod in found:
         parts = mod.split(".")
         # importing a.b.c runs a/__init__ and a/b/__init__ too

@@ -20,15 +20,16 @@ import dataclasses
 import inspect
 import os
 import re
-import tempfile
 import types
 import typing
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
+
+from pipeline.fs import atomic_write
 
 T = TypeVar("T")
 
@@ -242,7 +243,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of keys, got {data!r}")
     hints = _hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    names = [f.name for f in dataclasses.fields(cast(Any, cls)) if f.init]
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key not in names:
@@ -251,7 +252,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
             )
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
-            kwargs[key] = from_dict(tp, value, f"{prefix}{key}.")
+            kwargs[key] = from_dict(cast(type, tp), value, f"{prefix}{key}.")
         else:
             kwargs[key] = _check(value, tp, f"{prefix}{key}", from_text=False)
     try:
@@ -405,16 +406,7 @@ def save_resolved(cfg: Any, path: str | os.PathLike[str]) -> Path:
     """Write the resolved config as YAML to ``path`` atomically (temp file, then rename)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return atomic_write(p, yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
 
 
 def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
@@ -425,7 +417,7 @@ def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
-            rows.extend(describe(tp, f"{prefix}{f.name}."))
+            rows.extend(describe(cast(type, tp), f"{prefix}{f.name}."))
             continue
         if f.default is not dataclasses.MISSING:
             default = f.default

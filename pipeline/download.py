@@ -50,12 +50,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from tqdm import tqdm
 
 import pipeline
 from pipeline import outputs
 from pipeline.errors import OutputError
+from pipeline.fs import file_digest
 from pipeline.stage_config import DownloadConfig
 
 # kind -> the dumpstatus.json job that publishes it (Wikimedia's job names). The
@@ -72,6 +74,7 @@ _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 _TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
 
 Log = Callable[[str], None]
+T = TypeVar("T")
 
 
 class DownloadError(Exception):
@@ -111,8 +114,10 @@ def _request(url: str, cfg: DownloadConfig, start: int = 0) -> http.client.HTTPR
         _Dropped: a network error or a transient HTTP status.
         DownloadError: any other HTTP error status.
     """
-    headers = {"User-Agent": f"spark-gpu-pipeline/{pipeline.__version__} (pipeline download)",
-               "Accept-Encoding": "identity"}  # fmt: skip
+    headers = {
+        "User-Agent": f"spark-gpu-pipeline/{pipeline.__version__} (pipeline download)",
+        "Accept-Encoding": "identity",
+    }
     if start:
         headers["Range"] = f"bytes={start}-"
     req = urllib.request.Request(url, headers=headers)  # http(s) only: DownloadConfig checks
@@ -134,14 +139,42 @@ def _backoff(cfg: DownloadConfig, failures: int) -> float:
     return min(cfg.backoff_s * 2 ** (failures - 1), 60.0)
 
 
+def _retrying(
+    attempt: Callable[[], T],
+    cfg: DownloadConfig,
+    log: Log,
+    who: str,
+    give_up: Callable[[_Dropped], str],
+    progressed: Callable[[], bool] = lambda: False,
+) -> T:
+    """Return ``attempt()``, calling it again after each :class:`_Dropped` with exponential
+    back-off (:func:`_backoff`), each retry logged under ``who``. The failure count starts
+    again from 1 when ``progressed()`` says the failed attempt got further.
+
+    Raises:
+        DownloadError: ``give_up(error)``, after more than ``cfg.retries`` failures in a row.
+    """
+    failures = 0
+    while True:
+        try:
+            return attempt()
+        except _Dropped as e:
+            failures = 1 if progressed() else failures + 1
+            if failures > cfg.retries:
+                raise DownloadError(give_up(e)) from None
+            wait = _backoff(cfg, failures)
+            log(f"  {who}: {e}; retry {failures}/{cfg.retries} in {wait:.1f}s")
+            time.sleep(wait)
+
+
 def _get(url: str, cfg: DownloadConfig, log: Log) -> bytes | None:
     """Body of a small metadata file (retried like downloads), or None when it is missing.
 
     Raises:
         DownloadError: the retries ran out, an HTTP error status, or an oversized body.
     """
-    failures = 0
-    while True:
+
+    def attempt() -> bytes | None:
         try:
             resp = _request(url, cfg)
             if resp is None:
@@ -149,18 +182,18 @@ def _get(url: str, cfg: DownloadConfig, log: Log) -> bytes | None:
             with resp:
                 data = resp.read(MAX_METADATA_BYTES + 1)
                 length = resp.headers.get("Content-Length") or ""
-            if length.isdigit() and len(data) < int(length):
-                raise _Dropped(f"connection closed after {len(data)} of {length} bytes")
-        except (_Dropped, OSError, http.client.HTTPException) as e:
-            failures += 1
-            if failures > cfg.retries:
-                raise DownloadError(f"{url}: giving up after {cfg.retries} retries: {e}") from None
-            log(f"  {url}: {e}; retry {failures}/{cfg.retries} in {_backoff(cfg, failures):.1f}s")
-            time.sleep(_backoff(cfg, failures))
-            continue
-        if len(data) > MAX_METADATA_BYTES:
-            raise DownloadError(f"{url}: larger than {MAX_METADATA_BYTES} bytes; not metadata")
+        except (OSError, http.client.HTTPException) as e:
+            raise _Dropped(str(e)) from None
+        if length.isdigit() and len(data) < int(length):
+            raise _Dropped(f"connection closed after {len(data)} of {length} bytes")
         return data
+
+    data = _retrying(
+        attempt, cfg, log, url, lambda e: f"{url}: giving up after {cfg.retries} retries: {e}"
+    )
+    if data is not None and len(data) > MAX_METADATA_BYTES:
+        raise DownloadError(f"{url}: larger than {MAX_METADATA_BYTES} bytes; not metadata")
+    return data
 
 
 def resolve_date(cfg: DownloadConfig, log: Log = _stderr) -> str:
@@ -262,91 +295,100 @@ def list_files(cfg: DownloadConfig, date: str, log: Log = _stderr) -> list[Remot
         if size is not None and (not isinstance(size, int) or size < 0):
             raise DownloadError(f"{where}: {name} has an invalid size {size!r}")
         files.append(RemoteFile(name, size, sha1.lower()))
-    parts = [f for f in files if any(pattern.match(f.name).group(2, 3))]
+    parts = [f for f in files if (m := pattern.match(f.name)) and any(m.group(2, 3))]
     files = parts or files  # big wikis: the numbered parts, not the recombined file
     if not files:
         raise DownloadError(f"{where} lists no {kind} files named {wiki}-{date}-{kind}…bz2")
     return files
 
 
+def _sha1() -> hashlib._Hash:
+    return hashlib.sha1(usedforsecurity=False)
+
+
 def sha1_of(path: Path, upto: int | None = None) -> hashlib._Hash:
-    """sha1 hasher fed with the first ``upto`` bytes of ``path`` (all when None)."""
-    h = hashlib.sha1(usedforsecurity=False)
-    left = upto
+    """sha1 hasher fed with the first ``upto`` bytes of ``path`` (all when None).
+
+    A whole file goes through :func:`pipeline.fs.file_digest`; a prefix (the part of a
+    ``.part`` file a resumed download continues from) is read here, because
+    :func:`hashlib.file_digest` always reads to the end of the file.
+    """
+    if upto is None:
+        return file_digest(path, _sha1)
+    h, left = _sha1(), upto
     with path.open("rb") as f:
-        while left is None or left > 0:
-            block = f.read(CHUNK if left is None else min(CHUNK, left))
-            if not block:
-                break
+        while left > 0 and (block := f.read(min(CHUNK, left))):
             h.update(block)
-            left = None if left is None else left - len(block)
+            left -= len(block)
     return h
 
 
-def _transfer(url: str, part: Path, remote: RemoteFile, cfg: DownloadConfig, bar: tqdm,
-              log: Log) -> tuple[str, bool]:  # fmt: skip
+def _transfer(
+    url: str, part: Path, remote: RemoteFile, cfg: DownloadConfig, bar: tqdm, log: Log
+) -> tuple[str, bool]:
     """Fill ``part`` with ``url``, resuming and retrying; return (sha1 hex, resumed?)."""
-    hasher, hashed, resumed, failures = None, -1, False, 0
-    while True:
-        have = part.stat().st_size if part.exists() else 0
+    hasher, hashed, resumed, before = _sha1(), -1, False, 0
+
+    def size() -> int:
+        return part.stat().st_size if part.exists() else 0
+
+    def attempt() -> tuple[str, bool]:
+        nonlocal hasher, hashed, resumed, before
+        have = size()
         if remote.size is not None and have > remote.size:
             part.unlink()
             have = 0
         if hashed != have:
-            hasher, hashed = (sha1_of(part, have) if have else hashlib.sha1()), have
+            hasher, hashed = (sha1_of(part, have) if have else _sha1()), have
         if remote.size is not None and have == remote.size:
             return hasher.hexdigest(), resumed or have > 0
         before = have
-        try:
-            resp = _request(url, cfg, have)
-            if resp is None:
-                if have:  # 416: nothing past our bytes; let the size/sha1 check decide
-                    return hasher.hexdigest(), True
-                raise DownloadError(f"{url}: not found (HTTP 404) though the mirror lists it")
-            with resp:
-                start = _start_of(resp, have)
-                if start not in (0, have):
-                    raise DownloadError(
-                        f"{url}: asked for bytes {have}- but the server sent bytes {start}-"
-                    )
-                if start != have:
-                    log(f"  {remote.name}: the server ignored the Range request; from byte 0")
-                    hasher, hashed, have = hashlib.sha1(), 0, 0
-                    bar.reset(total=remote.size)
-                resumed = resumed or have > 0
-                length = resp.headers.get("Content-Length")
-                expected = int(length) if length and length.isdigit() else None
-                got = 0
-                with part.open("ab" if have else "wb") as f:
-                    while True:
-                        try:
-                            block = resp.read(CHUNK)
-                        except (OSError, http.client.HTTPException) as e:
-                            raise _Dropped(f"{type(e).__name__}: {e}") from None
-                        if not block:
-                            break
-                        f.write(block)
-                        hasher.update(block)
-                        got, hashed = got + len(block), hashed + len(block)
-                        bar.update(len(block))
-                    f.flush()
-                    os.fsync(f.fileno())
-                if expected is not None and got < expected:
-                    raise _Dropped(f"connection closed after {got} of {expected} bytes")
-                if expected is None and remote.size is not None and have + got < remote.size:
-                    raise _Dropped(f"connection closed at byte {have + got} of {remote.size}")
-                return hasher.hexdigest(), resumed  # complete: the caller checks size and sha1
-        except _Dropped as e:
-            progressed = (part.stat().st_size if part.exists() else 0) > before
-            failures = 1 if progressed else failures + 1
-            if failures > cfg.retries:
+        resp = _request(url, cfg, have)
+        if resp is None:
+            if have:  # 416: nothing past our bytes; let the size/sha1 check decide
+                return hasher.hexdigest(), True
+            raise DownloadError(f"{url}: not found (HTTP 404) though the mirror lists it")
+        with resp:
+            start = _start_of(resp, have)
+            if start not in (0, have):
                 raise DownloadError(
-                    f"{url}: giving up after {cfg.retries} retries ({e}); {part} is kept, "
-                    "run the same command again to resume it"
-                ) from None
-            wait = _backoff(cfg, failures)
-            log(f"  {remote.name}: {e}; retry {failures}/{cfg.retries} in {wait:.1f}s")
-            time.sleep(wait)
+                    f"{url}: asked for bytes {have}- but the server sent bytes {start}-"
+                )
+            if start != have:
+                log(f"  {remote.name}: the server ignored the Range request; from byte 0")
+                hasher, hashed, have = _sha1(), 0, 0
+                bar.reset(total=remote.size)
+            resumed = resumed or have > 0
+            length = resp.headers.get("Content-Length")
+            expected = int(length) if length and length.isdigit() else None
+            got = 0
+            with part.open("ab" if have else "wb") as f:
+                while True:
+                    try:
+                        block = resp.read(CHUNK)
+                    except (OSError, http.client.HTTPException) as e:
+                        raise _Dropped(f"{type(e).__name__}: {e}") from None
+                    if not block:
+                        break
+                    f.write(block)
+                    hasher.update(block)
+                    got, hashed = got + len(block), hashed + len(block)
+                    bar.update(len(block))
+                f.flush()
+                os.fsync(f.fileno())
+            if expected is not None and got < expected:
+                raise _Dropped(f"connection closed after {got} of {expected} bytes")
+            if expected is None and remote.size is not None and have + got < remote.size:
+                raise _Dropped(f"connection closed at byte {have + got} of {remote.size}")
+            return hasher.hexdigest(), resumed  # complete: the caller checks size and sha1
+
+    def give_up(e: _Dropped) -> str:
+        return (
+            f"{url}: giving up after {cfg.retries} retries ({e}); {part} is kept, run the same "
+            "command again to resume it"
+        )
+
+    return _retrying(attempt, cfg, log, remote.name, give_up, lambda: size() > before)
 
 
 def _start_of(resp: http.client.HTTPResponse, asked: int) -> int:
@@ -357,8 +399,15 @@ def _start_of(resp: http.client.HTTPResponse, asked: int) -> int:
     return int(m.group(1)) if m else -1
 
 
-def fetch_file(remote: RemoteFile, url: str, folder: Path, cfg: DownloadConfig, *,
-               progress: bool = True, log: Log = _stderr) -> Path:  # fmt: skip
+def fetch_file(
+    remote: RemoteFile,
+    url: str,
+    folder: Path,
+    cfg: DownloadConfig,
+    *,
+    progress: bool = True,
+    log: Log = _stderr,
+) -> Path:
     """Download ``url`` to ``folder/remote.name`` through a ``.part`` file; verify; rename.
 
     Returns the final path. A final file already matching the size and sha1 is kept.
@@ -380,9 +429,17 @@ def fetch_file(remote: RemoteFile, url: str, folder: Path, cfg: DownloadConfig, 
     fresh = False
     while True:
         have = part.stat().st_size if part.exists() else 0
-        with tqdm(total=remote.size, initial=have, unit="B", unit_scale=True,
-                  unit_divisor=1024, desc=remote.name, file=sys.stderr, leave=False,
-                  disable=None if progress else True) as bar:  # fmt: skip
+        with tqdm(
+            total=remote.size,
+            initial=have,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=remote.name,
+            file=sys.stderr,
+            leave=False,
+            disable=None if progress else True,
+        ) as bar:
             actual, resumed = _transfer(url, part, remote, cfg, bar, log)
         size = part.stat().st_size
         if actual == remote.sha1 and remote.size in (None, size):
@@ -410,8 +467,9 @@ def _verified(path: Path, remote: RemoteFile) -> bool:
     )
 
 
-def _check_owned(folder: Path, files: list[RemoteFile],
-                 overwrite: bool) -> tuple[set[str], set[str]]:  # fmt: skip
+def _check_owned(
+    folder: Path, files: list[RemoteFile], overwrite: bool
+) -> tuple[set[str], set[str]]:
     """The names this tool wrote in ``folder`` (its marker) and those already holding a
     verified file; refuse, before any fetch, a file to be written whose name holds
     something else.
@@ -423,8 +481,9 @@ def _check_owned(folder: Path, files: list[RemoteFile],
     """
     marker = outputs.read_marker(outputs.LOCAL, str(folder))
     if marker is not None and marker["stage"] != "download":
-        raise OutputError(f"{folder} holds a {marker['stage']} output; choose another "
-                          "--out (download.out)")  # fmt: skip
+        raise OutputError(
+            f"{folder} holds a {marker['stage']} output; choose another --out (download.out)"
+        )
     owned = set(marker["files"]) if marker else set()
     verified = set()
     for f in files:
@@ -462,8 +521,9 @@ def _locked(folder: Path) -> Iterator[None]:
         yield
 
 
-def download_dump(cfg: DownloadConfig, out: str | os.PathLike[str], *, progress: bool = True,
-                  log: Log = _stderr) -> list[Path]:  # fmt: skip
+def download_dump(
+    cfg: DownloadConfig, out: str | os.PathLike[str], *, progress: bool = True, log: Log = _stderr
+) -> list[Path]:
     """Fetch dump ``cfg.kind`` of ``cfg.wiki`` at ``cfg.date`` (and its indexes) into
     ``<out>/<wiki>/<date>/``; return the dump files (not the indexes), ready for parse.
 
@@ -486,11 +546,15 @@ def download_dump(cfg: DownloadConfig, out: str | os.PathLike[str], *, progress:
         folder.mkdir(parents=True, exist_ok=True)
         with _locked(folder):
             need = sum(
-                f.size - ((folder / f"{f.name}.part").stat().st_size
-                          if (folder / f"{f.name}.part").is_file() else 0)
+                f.size
+                - (
+                    (folder / f"{f.name}.part").stat().st_size
+                    if (folder / f"{f.name}.part").is_file()
+                    else 0
+                )
                 for f in files
                 if f.size is not None and not (folder / f.name).is_file()
-            )  # fmt: skip
+            )
             free = shutil.disk_usage(folder).free
             if need > free:
                 raise DownloadError(

@@ -2,7 +2,7 @@
 
 Every error a user can cause or meet (bad usage, bad config, a refused output path, a
 damaged input, a full disk, a lost rank) is an instance of :class:`PipelineError` or of
-one of the stage errors listed in :data:`pipeline.cli` (they predate this module). The
+one of the stage errors listed in :mod:`pipeline.cli.failures` (they predate this module). The
 CLI prints such an error as one or two lines (what, which file or position, what to do)
 and exits with its ``exit_code``; only ``--debug`` (or ``PIPELINE_DEBUG=1``) shows the
 traceback.

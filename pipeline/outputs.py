@@ -42,6 +42,7 @@ import pyarrow.fs as pafs
 
 import pipeline
 from pipeline.errors import OutputError
+from pipeline.fs import atomic_write, read_json_or_none
 
 MARKER = "_pipeline_output.json"
 LOCAL = pafs.LocalFileSystem()
@@ -58,8 +59,9 @@ FLAGS = {
 _SHOWN = 3  # foreign names shown in a message
 
 
-def marker_record(stage: str, files: Iterable[str], state: str = "complete",
-                  **extra: Any) -> dict[str, Any]:  # fmt: skip
+def marker_record(
+    stage: str, files: Iterable[str], state: str = "complete", **extra: Any
+) -> dict[str, Any]:
     """The marker's content for ``stage`` owning ``files`` (relative paths; sorted, the
     marker itself added). ``state`` is ``complete``, ``staging`` or ``partial``."""
     return {
@@ -81,13 +83,9 @@ def marker_bytes(record: dict[str, Any]) -> bytes:
 def read_marker(fs: pafs.FileSystem, folder: str) -> dict[str, Any] | None:
     """The marker of ``folder``, or None when it has none or it is not ours (not JSON,
     another tool, no file list): such a folder proves nothing and is never replaced."""
-    try:
-        with fs.open_input_stream(f"{folder}/{MARKER}", compression=None) as f:
-            data = json.loads(f.read())
-    except (OSError, ValueError):
-        return None
+    data = read_json_or_none(f"{folder}/{MARKER}", fs)
     if (
-        not isinstance(data, dict)
+        data is None
         or data.get("tool") != TOOL
         or not isinstance(data.get("stage"), str)
         or not isinstance(data.get("files"), list)
@@ -107,10 +105,7 @@ def write_marker(fs: pafs.FileSystem, folder: str, record: dict[str, Any]) -> No
     """Write ``record`` as ``folder/_pipeline_output.json`` (atomically on POSIX)."""
     data = marker_bytes(record)
     if isinstance(fs, pafs.LocalFileSystem):
-        tmp = f"{folder}/.{MARKER}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, f"{folder}/{MARKER}")
+        atomic_write(f"{folder}/{MARKER}", data)
         return
     with fs.open_output_stream(f"{folder}/{MARKER}", compression=None) as f:
         f.write(data)
@@ -334,8 +329,15 @@ def stale_leftovers(fs: pafs.FileSystem, parent: str, name: str, stage: str) -> 
 
 
 # What a run folder holds: written by the train stage, resumed, never replaced.
-RUN_FILES = ("config.yaml", "metrics.jsonl", "_fingerprint.json", "checkpoints/", "model/",
-             "report/", "tensorboard/")  # fmt: skip
+RUN_FILES = (
+    "config.yaml",
+    "metrics.jsonl",
+    "_fingerprint.json",
+    "checkpoints/",
+    "model/",
+    "report/",
+    "tensorboard/",
+)
 
 
 def claim_run_folder(run: str, data: str) -> None:

@@ -12,26 +12,17 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import os
+import statistics
 from pathlib import Path
 from typing import Any
-
-import pyarrow.fs as pafs
 
 from pipeline import config as cfgmod
 from pipeline.config import read_yaml
 from pipeline.contracts.pages import FINGERPRINT_FILE, STATS_FILE
-from pipeline.shards.format import sha256_file
+from pipeline.fs import file_digest, read_json_or_none
 from pipeline.stage_config import PipelineConfig
 from pipeline.train.metrics import read_metrics
-
-
-def _json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _manifest(path: Path) -> dict[str, Any] | None:
@@ -57,7 +48,7 @@ def _stats(path: Path) -> dict[str, Any] | None:
 
 def _sha256(path: Path) -> str | None:
     try:
-        return sha256_file(pafs.LocalFileSystem(), str(path))
+        return file_digest(path).hexdigest()
     except OSError:
         return None
 
@@ -82,22 +73,32 @@ def gather(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     manifest = _manifest(shards / "manifest.json")
     pages = Path(manifest["pages"]["path"]) if manifest else work / "pages"
     stats = _stats(pages / STATS_FILE)
-    fingerprint = _json(pages / FINGERPRINT_FILE)
+    fingerprint = read_json_or_none(pages / FINGERPRINT_FILE)
     metrics = read_metrics(run) if (run / "metrics.jsonl").is_file() else []
     ckpts = sorted((run / "checkpoints").glob("step-*/state.json"))
     checkpoint = None
     if ckpts:
         last = ckpts[-1].parent
-        checkpoint = {"path": str(last), "step": int(last.name.split("-")[1]),
-                      "model_sha256": _sha256(last / "model.safetensors")}  # fmt: skip
+        checkpoint = {
+            "path": str(last),
+            "step": int(last.name.split("-")[1]),
+            "model_sha256": _sha256(last / "model.safetensors"),
+        }
     model = run / "model" / "model.safetensors"
     return {
-        "run": str(run), "config": cfg, "shards": str(shards), "manifest": manifest,
-        "manifest_sha256": _sha256(shards / "manifest.json"), "pages": str(pages),
-        "stats": stats, "pages_fingerprint": fingerprint, "metrics": metrics,
-        "timings": _json(work / "timings.json") or {}, "checkpoint": checkpoint,
+        "run": str(run),
+        "config": cfg,
+        "shards": str(shards),
+        "manifest": manifest,
+        "manifest_sha256": _sha256(shards / "manifest.json"),
+        "pages": str(pages),
+        "stats": stats,
+        "pages_fingerprint": fingerprint,
+        "metrics": metrics,
+        "timings": read_json_or_none(work / "timings.json") or {},
+        "checkpoint": checkpoint,
         "model_sha256": _sha256(model) if model.is_file() else None,
-    }  # fmt: skip
+    }
 
 
 def _plots(data: dict[str, Any], out: Path) -> list[Path]:
@@ -140,8 +141,13 @@ def _plots(data: dict[str, Any], out: Path) -> list[Path]:
         ax.bar(splits, kept, label="in sequences", color="#4c72b0")
         ax.bar(splits, dropped, bottom=kept, label="dropped tails", color="#c44e52")
         for i, s in enumerate(splits):
-            ax.annotate(f"{kept[i]:,} tokens\n{m['splits'][s]['sequences']:,} seqs",
-                        (i, kept[i]), ha="center", va="bottom", fontsize=8)  # fmt: skip
+            ax.annotate(
+                f"{kept[i]:,} tokens\n{m['splits'][s]['sequences']:,} seqs",
+                (i, kept[i]),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         ax.set_ylim(0, max(k + d for k, d in zip(kept, dropped, strict=True)) * 1.3 or 1)
         ax.set_ylabel("tokens")
         ax.set_title(f"tokens per split (block {m['block_size']}, vocab {m['vocab_size']})")
@@ -190,9 +196,10 @@ def throughput(data: dict[str, Any]) -> dict[str, tuple[float, str, float | None
         s = t.get(stage) or {}
         if s.get("seconds") and s.get(key):
             out[stage] = (s[key] / s["seconds"], unit, s["seconds"])
-    rates = sorted(r["tokens_per_s"] for r in data["metrics"] if r.get("tokens_per_s"))
+    rates = [r["tokens_per_s"] for r in data["metrics"] if r.get("tokens_per_s")]
     if rates:
-        out["train"] = (rates[len(rates) // 2], "tokens/s", (t.get("train") or {}).get("seconds"))
+        seconds = (t.get("train") or {}).get("seconds")
+        out["train"] = (statistics.median(rates), "tokens/s", seconds)
     return out
 
 
@@ -202,16 +209,16 @@ def provenance(data: dict[str, Any]) -> list[tuple[str, str]]:
     fp = data["pages_fingerprint"]
     if fp:
         for f in fp["upstream"]["inputs"]:
-            chain.append(("dump file", f"{f['file']} ({f['size']:,} bytes, sha256 "
-                                       f"{f.get('sha256', 'n/a')})"))  # fmt: skip
+            chain.append(
+                ("dump file", f"{f['file']} ({f['size']:,} bytes, sha256 {f.get('sha256', 'n/a')})")
+            )
     elif data["stats"]:
         for d in data["stats"]["inputs"]:
             chain.append(("dump file", f"{d['file']} ({d['size']:,} bytes, no checksum)"))
     chain.append(("pages", f"{data['pages']} (fingerprint {fp['sha256'] if fp else 'n/a'})"))
     chain.append(("shards", f"{data['shards']} (manifest sha256 {data['manifest_sha256']})"))
     c = data["checkpoint"]
-    chain.append(("checkpoint", f"{c['path']} (model sha256 {c['model_sha256']})" if c
-                  else "none"))  # fmt: skip
+    chain.append(("checkpoint", f"{c['path']} (model sha256 {c['model_sha256']})" if c else "none"))
     chain.append(("exported model", f"{data['run']}/model (sha256 {data['model_sha256']})"))
     return chain
 

@@ -28,7 +28,7 @@ from pipeline import codehash, outputs
 from pipeline import config as cfgmod
 from pipeline.contracts.pages import FINGERPRINT_FILE
 from pipeline.errors import EXIT_FAILED, PipelineError
-from pipeline.shards.format import sha256_file
+from pipeline.fs import atomic_write, file_digest, read_json_or_none
 from pipeline.stage_config import PipelineConfig
 
 STAGES = ("parse", "featurise", "train")
@@ -76,22 +76,17 @@ class _HashCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            self.data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            self.data = {}
+        self.data = read_json_or_none(path) or {}
 
     def sha256(self, file: str, size: int, mtime_ns: int) -> str:
         key = f"{file}\0{size}\0{mtime_ns}"
         if key not in self.data:
-            self.data[key] = sha256_file(pafs.LocalFileSystem(), file)
+            self.data[key] = file_digest(file).hexdigest()
         return self.data[key]
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(self.data, indent=1, sort_keys=True))
 
 
 def input_files(cfg: PipelineConfig, cache: _HashCache) -> list[dict[str, Any]]:
@@ -152,23 +147,15 @@ def stage_dirs(cfg: PipelineConfig) -> dict[str, Path]:
 
 def recorded(folder: Path) -> str | None:
     """The fingerprint sha256 a stage output records, or None if it has none."""
-    try:
-        return json.loads((folder / FINGERPRINT).read_text())["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return (read_json_or_none(folder / FINGERPRINT) or {}).get("sha256")
 
 
 def is_complete(stage: str, folder: Path, cfg: PipelineConfig) -> bool:
     """Whether a stage output is complete: ``_SUCCESS``, or an export at ``max_steps``."""
     if stage != "train":
         return (folder / "_SUCCESS").is_file()
-    try:
-        return (
-            json.loads((folder / "model" / "config.json").read_text()).get("step")
-            == cfg.train.max_steps
-        )
-    except (OSError, ValueError):
-        return False
+    export = read_json_or_none(folder / "model" / "config.json") or {}
+    return export.get("step") == cfg.train.max_steps
 
 
 @dataclass
@@ -191,9 +178,8 @@ class RunLock:
             holder = os.read(self.fd, 4096).decode(errors="replace").strip() or "unknown"
             os.close(self.fd)
             raise RunError(
-                "lock", f"another pipeline run holds {self.path} ({holder}); wait for it or "
-                "stop it"
-            ) from None  # fmt: skip
+                "lock", f"another pipeline run holds {self.path} ({holder}); wait for it or stop it"
+            ) from None
         previous = os.read(self.fd, 4096).decode(errors="replace").strip()
         if previous:
             print(f"pipeline run: cleared a stale lock left by a dead run ({previous})")
@@ -225,9 +211,7 @@ def plan(cfg: PipelineConfig, fps: dict[str, dict], force: str | None) -> list[s
 
 def _write_fingerprint(folder: Path, rec: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{FINGERPRINT}.tmp"
-    tmp.write_text(json.dumps(rec, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, folder / FINGERPRINT)
+    atomic_write(folder / FINGERPRINT, json.dumps(rec, indent=2, sort_keys=True) + "\n")
 
 
 def _prepare_train(folder: Path, rec: dict[str, Any], fresh: bool, data: str) -> None:
@@ -281,10 +265,7 @@ def _claim_outputs(cfg: PipelineConfig, todo: list[str], dirs: dict[str, Path]) 
 
 
 def _timings(work: Path) -> dict[str, Any]:
-    try:
-        return json.loads((work / "timings.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    return read_json_or_none(work / "timings.json") or {}
 
 
 def run_pipeline(
@@ -302,8 +283,11 @@ def run_pipeline(
             earlier stages stay committed).
     """
     if not cfg.parse.input and not cfg.download.wiki:
-        raise RunError("parse", "no dump given; pass --dump FILE (parse.input), or name a "
-                       "wiki to download with --wiki WIKI (download.wiki)")  # fmt: skip
+        raise RunError(
+            "parse",
+            "no dump given; pass --dump FILE (parse.input), or name a "
+            "wiki to download with --wiki WIKI (download.wiki)",
+        )
     work = Path(cfg.work_dir)
     dirs = stage_dirs(cfg)
     result: dict[str, Any] = {
@@ -315,8 +299,11 @@ def run_pipeline(
         if cfg.parse.input:
             if cfg.download.wiki:
                 wiki = cfg.download.wiki
-                print(f"pipeline run: download: skipped, parse.input is given "
-                      f"(download.wiki={wiki} is not fetched)", flush=True)  # fmt: skip
+                print(
+                    f"pipeline run: download: skipped, parse.input is given "
+                    f"(download.wiki={wiki} is not fetched)",
+                    flush=True,
+                )
         else:
             dumps = download_stage(cfg)
             cfg = replace(cfg, parse=replace(cfg.parse, input=[str(p) for p in dumps]))
@@ -332,8 +319,11 @@ def run_pipeline(
         timings = _timings(work)
         for stage in STAGES:
             if stage not in todo:
-                print(f"pipeline run: {stage}: up to date ({dirs[stage]}, fingerprint "
-                      f"{fps[stage]['sha256'][:12]})", flush=True)  # fmt: skip
+                print(
+                    f"pipeline run: {stage}: up to date ({dirs[stage]}, fingerprint "
+                    f"{fps[stage]['sha256'][:12]})",
+                    flush=True,
+                )
                 result["skipped"].append(stage)
                 continue
             print(f"pipeline run: {stage}: running -> {dirs[stage]}", flush=True)
@@ -343,9 +333,7 @@ def run_pipeline(
             timings[stage] = {"seconds": None, **counts}
             timings[stage]["seconds"] = round(time.perf_counter() - started, 3)
             result["ran"].append(stage)
-            tmp = work / "timings.json.tmp"
-            tmp.write_text(json.dumps(timings, indent=2, sort_keys=True))
-            os.replace(tmp, work / "timings.json")
+            atomic_write(work / "timings.json", json.dumps(timings, indent=2, sort_keys=True))
         result["sample"] = _sample(dirs["train"], cfg, sample_tokens)
         result["report"] = _report(dirs["train"])
     return result
@@ -365,8 +353,11 @@ def download_stage(cfg: PipelineConfig) -> list[Path]:
     from pipeline.download import DownloadError, download_dump
 
     out = cfg.paths.dumps
-    print(f"pipeline run: download: {cfg.download.wiki} {cfg.download.date} "
-          f"{cfg.download.kind} from {cfg.download.mirror} -> {out}", flush=True)  # fmt: skip
+    print(
+        f"pipeline run: download: {cfg.download.wiki} {cfg.download.date} "
+        f"{cfg.download.kind} from {cfg.download.mirror} -> {out}",
+        flush=True,
+    )
     try:
         dumps = download_dump(replace(cfg.download, overwrite=True), out)
     except PipelineError as e:
@@ -378,8 +369,7 @@ def download_stage(cfg: PipelineConfig) -> list[Path]:
     return dumps
 
 
-def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path],
-               fresh: bool):  # fmt: skip
+def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path], fresh: bool):
     """Run one stage; return its throughput counts for the report."""
     from pipeline.contracts.pages import PagesError
     from pipeline.shards.format import ShardError
@@ -392,13 +382,16 @@ def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path]
 
             pcfg = replace(cfg, parse=replace(cfg.parse, overwrite=True))
             stats = run_parse(pcfg, fingerprint=rec)
-            return {"pages": stats["totals"]["pages"],
-                    "uncompressed_bytes": stats["totals"]["uncompressed_bytes"]}  # fmt: skip
+            return {
+                "pages": stats["totals"]["pages"],
+                "uncompressed_bytes": stats["totals"]["uncompressed_bytes"],
+            }
         if stage == "featurise":
             from pipeline.spark.featurise_stage import run_featurise
 
-            fcfg = replace(cfg, featurise=replace(cfg.featurise, pages=str(dirs["parse"]),
-                                                  overwrite=True))  # fmt: skip
+            fcfg = replace(
+                cfg, featurise=replace(cfg.featurise, pages=str(dirs["parse"]), overwrite=True)
+            )
             m = run_featurise(fcfg, fingerprint=rec)
             return {"tokens": m["totals"]["document_tokens"], "pages": m["pages"]["ok_pages"]}
         from pipeline.train.launch import run_train
@@ -426,8 +419,14 @@ def _sample(run: Path, cfg: PipelineConfig, tokens: int) -> str | None:
     from pipeline.train.export import ExportError, generate_text
 
     try:
-        return generate_text(str(run / "model"), "", max_new_tokens=tokens, temperature=0.8,
-                             top_k=200, seed=cfg.train.seed)  # fmt: skip
+        return generate_text(
+            str(run / "model"),
+            "",
+            max_new_tokens=tokens,
+            temperature=0.8,
+            top_k=200,
+            seed=cfg.train.seed,
+        )
     except (ExportError, ValueError) as e:
         print(f"pipeline run: no sample: {e}", file=sys.stderr)
         return None

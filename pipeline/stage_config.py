@@ -61,8 +61,9 @@ class SparkConfig:
             raise ValueError(f"shuffle_partitions must be >= 1, got {self.shuffle_partitions}")
 
 
-DumpKind = Literal["pages-articles-multistream", "pages-articles", "pages-meta-current",
-                   "pages-meta-history"]  # fmt: skip
+DumpKind = Literal[
+    "pages-articles-multistream", "pages-articles", "pages-meta-current", "pages-meta-history"
+]
 _WIKI = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

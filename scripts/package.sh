@@ -124,7 +124,7 @@ PYTHONPATH="$spark_lib/pyspark.zip:$(ls "$spark_lib"/py4j-*-src.zip)" \
   "$ETL_VENV/bin/python" -P - <<'PY'
 import importlib.util, sys
 import mwparserfromhell.parser, pyarrow, tokenizers  # the native packages
-import pipeline.cli, pipeline.spark.featurise_stage, pipeline.spark.parse_stage, pipeline.stages
+import pipeline.cli.handlers, pipeline.spark.featurise_stage, pipeline.spark.parse_stage
 if not mwparserfromhell.parser.use_c:
     sys.exit("package: mwparserfromhell's C tokenizer is not active in the ETL venv")
 for name in ("torch", "horovod", "matplotlib"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,10 +28,21 @@ from pipeline.contracts.manifest import (
     ShardInfo,
     ShardsManifest,
 )
-from pipeline.fs import filesystem
+from pipeline.fs import file_digest, filesystem
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "SPLITS", "TOKENIZER", "Manifest",
-           "ShardInfo", "ShardError", "load_manifest", "open_shard", "verify_shard"]  # fmt: skip
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "SPLITS",
+    "TOKENIZER",
+    "Manifest",
+    "ShardInfo",
+    "ShardError",
+    "load_manifest",
+    "open_shard",
+    "verify_shard",
+]
 
 EOT = "<|endoftext|>"
 ROWS_PER_BATCH = 1024  # fixed record-batch size: the same rows give the same bytes
@@ -62,15 +74,6 @@ def shard_schema(block_size: int, dtype: str) -> pa.Schema:
     return pa.schema([("tokens", pa.list_(pa.from_numpy_dtype(np.dtype(dtype)), block_size + 1))])
 
 
-def sha256_file(fs: pafs.FileSystem, path: str, chunk: int = 8 << 20) -> str:
-    """Hex sha256 of a file read in ``chunk``-byte pieces (memory bounded by ``chunk``)."""
-    h = hashlib.sha256()
-    with fs.open_input_stream(path, compression=None) as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 class ShardWriter:
     """Write packed rows to one shard file, created on the first row.
 
@@ -94,8 +97,8 @@ class ShardWriter:
         self.sha256 = ""
         self._pending: list[np.ndarray] = []
         self._pending_rows = 0
-        self._sink = None
-        self._writer = None
+        self._sink: Any = None  # pyarrow output stream, opened on the first row
+        self._writer: pa.ipc.RecordBatchFileWriter | None = None
 
     @property
     def rows(self) -> int:
@@ -119,11 +122,12 @@ class ShardWriter:
         if self._writer is None:
             self._sink = self.fs.open_output_stream(self.path, compression=None)
             self._writer = pa.ipc.new_file(self._sink, self.schema)
+        writer = self._writer
         for i in range(0, n_full, ROWS_PER_BATCH):
             chunk = rows[i : min(i + ROWS_PER_BATCH, n_full)]
             values = pa.array(chunk.reshape(-1), type=self.schema.field(0).type.value_type)
             column = pa.FixedSizeListArray.from_arrays(values, self.row_len)
-            self._writer.write_batch(pa.record_batch([column], schema=self.schema))
+            writer.write_batch(pa.record_batch([column], schema=self.schema))
             self.sequences += len(chunk)
         rest = rows[n_full:]
         self._pending = [rest] if len(rest) else []
@@ -138,7 +142,7 @@ class ShardWriter:
         self._sink.close()
         self._writer = self._sink = None
         self.bytes = self.fs.get_file_info(self.path).size
-        self.sha256 = sha256_file(self.fs, self.path)
+        self.sha256 = file_digest(self.path, fs=self.fs).hexdigest()
 
 
 @dataclass
@@ -270,7 +274,7 @@ def verify_shard(manifest: Manifest, shard: ShardInfo) -> None:
             "truncated or was replaced; re-run featurise"
         )
     try:
-        digest = sha256_file(fs, path)
+        digest = file_digest(path, fs=fs).hexdigest()
     except OSError as e:  # permission denied, an I/O error
         raise ShardError(f"{uri}: cannot be read ({e.strerror or e})") from None
     if digest != shard.sha256:

@@ -96,9 +96,13 @@ class BucketPacker:
         w.close()
         if w.sequences:
             self.pieces.append(
-                {"file": join_uri(self.spec.out_dir, w.path), "sequences": w.sequences,
-                 "bytes": w.bytes, "sha256": w.sha256}
-            )  # fmt: skip
+                {
+                    "file": join_uri(self.spec.out_dir, w.path),
+                    "sequences": w.sequences,
+                    "bytes": w.bytes,
+                    "sha256": w.sha256,
+                }
+            )
         self.writer = None
 
     def add(self, token_lists: Iterable[list[int]]) -> None:
@@ -131,8 +135,7 @@ class BucketPacker:
             for i, p in enumerate(self.pieces)
         ]
         if not rows:
-            rows = [{**base, "piece": 0, "file": None, "sequences": 0, "bytes": 0,
-                     "sha256": None}]  # fmt: skip
+            rows = [{**base, "piece": 0, "file": None, "sequences": 0, "bytes": 0, "sha256": None}]
         rows[-1].update(
             documents=self.documents,
             document_tokens=self.document_tokens,

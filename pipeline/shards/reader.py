@@ -237,10 +237,11 @@ class ShardDataset:
     def _permutation(self, epoch: int) -> np.ndarray:
         """The permutation of ``epoch`` under the current seed (the last one cached)."""
         key = (self.seed, epoch)
-        if self._perm_key != key:
-            self._perm = epoch_permutation(self.rows, self.seed, epoch)
-            self._perm_key = key
-        return self._perm
+        perm = self._perm
+        if self._perm_key != key or perm is None:
+            perm = epoch_permutation(self.rows, self.seed, epoch)
+            self._perm, self._perm_key = perm, key
+        return perm
 
     # -- training -----------------------------------------------------------------------
 

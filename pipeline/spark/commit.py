@@ -110,8 +110,10 @@ class StagedOutput:
                 marker = outputs.read_marker(self.fs, path)
                 left = outputs.remove_owned(self.fs, path, marker) if marker else ["?"]
                 if left:
-                    _warn(f"pipeline {self.stage}: warning: kept {path}: it holds files this "
-                          f"tool did not write ({', '.join(left[:3])})")  # fmt: skip
+                    _warn(
+                        f"pipeline {self.stage}: warning: kept {path}: it holds files this "
+                        f"tool did not write ({', '.join(left[:3])})"
+                    )
                     continue
                 if self.fs.get_file_info(path).type == pafs.FileType.Directory:
                     self.fs.delete_dir(path)
@@ -177,14 +179,18 @@ class StagedOutput:
             self.fs.move(src, dst)
         if claim.foreign:
             more = len(claim.foreign) - 5
-            _warn(f"pipeline {self.stage}: warning: {self.out} held files this tool did not "
-                  f"write; kept them in place: {', '.join(claim.foreign[:5])}"
-                  + (f" and {more} more" if more > 0 else ""))  # fmt: skip
+            _warn(
+                f"pipeline {self.stage}: warning: {self.out} held files this tool did not "
+                f"write; kept them in place: {', '.join(claim.foreign[:5])}"
+                + (f" and {more} more" if more > 0 else "")
+            )
         previous = claim.previous or outputs.marker_record(self.stage, [])
         left = outputs.remove_owned(self.fs, self._old, previous)
         if left:
-            _warn(f"pipeline {self.stage}: warning: kept {self._old}: files of yours whose "
-                  f"names the new output uses: {', '.join(kept_aside or left)}")  # fmt: skip
+            _warn(
+                f"pipeline {self.stage}: warning: kept {self._old}: files of yours whose "
+                f"names the new output uses: {', '.join(kept_aside or left)}"
+            )
         elif self.fs.get_file_info(self._old).type == pafs.FileType.Directory:
             self.fs.delete_dir(self._old)
 

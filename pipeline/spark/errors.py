@@ -59,7 +59,7 @@ _JAVA = [
     (
         re.compile(r"java\.io\.FileNotFoundException: (?P<file>\S+) \(Permission denied\)"),
         errno.EACCES,
-    ),  # fmt: skip
+    ),
     (re.compile(r"Permission denied"), errno.EACCES),
 ]
 

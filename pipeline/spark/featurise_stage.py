@@ -2,19 +2,24 @@
 
 Plan (all decisions are functions of the pages and the config, never of Spark's
 parallelism, so the output bytes are the same under ``local[1]``, ``local[2]`` or a
-cluster):
+cluster). :func:`run_featurise` runs these steps in order, each a function below:
 
-1. Keep ``ok`` pages; give each a split and a bucket from ``sha256("<wiki>:<page_id>")``
-   (:func:`pipeline.shards.tokenize.key_fractions` is the Python reference).
-2. Train the byte-level BPE on the driver from a deterministic sample of training pages
-   (in ``(wiki, page_id)`` order, capped by ``featurise.tokenizer_sample_bytes``), or load
-   the given ``tokenizer.json``.
-3. Range-partition by ``(split, bucket)``, sort by ``(split, bucket, wiki, page_id)`` and
-   run :func:`pipeline.shards.pack.pack_partition` through ``mapInArrow``: each task
-   writes attempt-named shard files and returns small stats rows.
-4. The driver renames the files to ``<split>/part-NNNNN-of-MMMMM.arrow`` in
-   ``(bucket, piece)`` order, writes ``tokenizer.json`` and ``manifest.json``, then
-   ``_SUCCESS``, and renames the staging folder into place.
+1. :func:`split_pages`: keep ``ok`` pages; give each a split and a bucket hash from
+   ``sha256("<wiki>:<page_id>")`` (:func:`pipeline.shards.tokenize.key_fractions` is the
+   Python reference).
+2. :func:`fit_tokenizer`: train the byte-level BPE on the driver from a deterministic
+   sample of training pages (in ``(wiki, page_id)`` order, capped by
+   ``featurise.tokenizer_sample_bytes``), or take the given ``tokenizer.json``.
+3. :func:`plan_buckets`: estimate tokens per byte on the start of that sample and give
+   each split enough buckets that one holds about ``featurise.shard_bytes`` of tokens.
+4. :func:`write_shards`: range-partition by ``(split, bucket)``, sort by ``(split, bucket,
+   wiki, page_id)`` and run :func:`pipeline.shards.pack.pack_partition` through
+   ``mapInArrow``: each task writes attempt-named shard files and returns small stats rows.
+5. :func:`commit_shards`: the driver renames the files to
+   ``<split>/part-NNNNN-of-MMMMM.arrow`` in ``(bucket, piece)`` order.
+6. :func:`build_manifest`: the manifest of it all; ``tokenizer.json`` and
+   ``manifest.json`` are written, then ``_SUCCESS``, and the staging folder is renamed
+   into place (:class:`pipeline.spark.commit.StagedOutput`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ import functools
 import hashlib
 import math
 import time
-from typing import Any
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pipeline
 from pipeline import config as cfgmod
@@ -34,7 +41,7 @@ from pipeline.contracts.manifest import (
     SplitInfo,
     TokenizerInfo,
 )
-from pipeline.contracts.pages import FINGERPRINT_FILE, read_pages_dir
+from pipeline.contracts.pages import FINGERPRINT_FILE, PagesTable, read_pages_dir
 from pipeline.fs import filesystem
 from pipeline.shards import format as fmt
 from pipeline.shards.pack import STATS_SCHEMA, PackSpec, pack_partition
@@ -48,7 +55,11 @@ from pipeline.shards.tokenize import (
 from pipeline.spark.commit import StagedOutput
 from pipeline.spark.progress import run_with_progress
 from pipeline.spark.session import build_spark_session
-from pipeline.stage_config import PipelineConfig
+from pipeline.stage_config import FeaturiseConfig, PipelineConfig
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+    from tokenizers import Tokenizer
 
 RATIO_SAMPLE_BYTES = 1 << 20  # text encoded on the driver to estimate tokens per byte
 ARROW_BATCH_ROWS = 256  # pages per Arrow batch handed to a task (bounds task memory)
@@ -82,12 +93,15 @@ def _keyed(df, val_fraction: float, forced: dict[str, str]):
 
     scale = float(16**HEX_DIGITS)
     df = df.select(
-        "wiki", "page_id", "title", "text",
+        "wiki",
+        "page_id",
+        "title",
+        "text",
         key.alias("key"),
         (part(0).cast("double") / scale).alias("split_frac"),
         part(1).alias("bucket_hash"),
         (part(2).cast("double") / scale).alias("sample_frac"),
-    )  # fmt: skip
+    )
     split = F.when(F.col("split_frac") < val_fraction, "val").otherwise("train")
     for k, s in sorted(forced.items()):
         split = F.when(F.col("key") == k, s).otherwise(split)
@@ -127,13 +141,317 @@ def _read_tokenizer_file(uri: str) -> bytes:
         raise fmt.ShardError(f"tokenizer {uri} not found") from None
 
 
+def _given_tokenizer(fc: FeaturiseConfig) -> Tokenizer | None:
+    """The tokenizer ``featurise.tokenizer`` names, checked (None when it names none).
+
+    Raises:
+        pipeline.shards.format.ShardError: not found, not a tokenizer, no
+            ``<|endoftext|>``, or a vocabulary too big for ``featurise.dtype``.
+    """
+    if not fc.tokenizer:
+        return None
+    given = load_tokenizer(_read_tokenizer_file(fc.tokenizer), fc.tokenizer)
+    check_tokenizer(given, fc.tokenizer)
+    fmt.dtype_for_vocab(given.get_vocab_size(with_added_tokens=True), fc.dtype)
+    return given
+
+
+# --- the steps --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SplitPages:
+    """The ``ok`` pages, each given its split and bucket hash (:func:`split_pages`)."""
+
+    keyed: DataFrame
+    """The ok pages with ``key``, ``split_frac``, ``bucket_hash``, ``sample_frac`` and
+    ``split`` columns (see :func:`_keyed`)."""
+    counts: dict[str, tuple[int, int]]
+    """``{split: (pages, document bytes)}``; both splits present unless there is one page."""
+    forced: dict[str, str]
+    """``{key: split}`` of the pages whose split was forced (see :func:`_balance`)."""
+
+    @property
+    def ok_pages(self) -> int:
+        """Number of ``ok`` pages, both splits together."""
+        return sum(n for n, _ in self.counts.values())
+
+
+def split_pages(spark: SparkSession, table: PagesTable, val_fraction: float) -> SplitPages:
+    """Step 1: keep the ``ok`` pages of ``table`` and give each its split.
+
+    A page's split comes from its key's hash (``val`` below ``val_fraction``), except that
+    at least one page goes to validation when there are two or more, and at least one to
+    training.
+
+    Raises:
+        pipeline.shards.format.ShardError: the table holds no ``ok`` page with text.
+    """
+    ok = spark.read.parquet(*table.files).where("status = 'ok' AND text IS NOT NULL")
+    keyed = _keyed(ok, val_fraction, {})
+    counts = _split_counts(keyed)
+    if not counts:
+        raise fmt.ShardError(
+            f"{table.uri} holds no ok pages (status counts: {dict(table.stats.totals.status)}); "
+            "nothing to featurise. Check parse.namespaces and the input dump"
+        )
+    forced = _balance(keyed, counts, val_fraction)
+    if forced:
+        keyed = _keyed(ok, val_fraction, forced)
+        counts = _split_counts(keyed)
+    return SplitPages(keyed, counts, forced)
+
+
+@dataclass(frozen=True)
+class FittedTokenizer:
+    """The tokenizer the shards are encoded with (:func:`fit_tokenizer`)."""
+
+    tokenizer: Tokenizer
+    """The Hugging Face ``tokenizers.Tokenizer``."""
+    json: str
+    """Its ``tokenizer.json`` text: shipped to the tasks and written to the output."""
+    eot_id: int
+    """Id of ``<|endoftext|>``, appended after every document."""
+    vocab_size: int
+    """Vocabulary size, added tokens included."""
+    dtype: str
+    """Token dtype of the shards: ``uint16`` or ``uint32``."""
+    trained: bool
+    """True when trained here, False when given (``featurise.tokenizer``)."""
+    probe: tuple[str, ...]
+    """The first :data:`RATIO_SAMPLE_BYTES` of the sample, as documents, for
+    :func:`plan_buckets`' estimate of tokens per byte."""
+
+
+def fit_tokenizer(
+    pages: SplitPages, fc: FeaturiseConfig, given: Tokenizer | None = None
+) -> FittedTokenizer:
+    """Step 2: train the byte-level BPE on a deterministic sample of training pages, in
+    ``(wiki, page_id)`` order and capped at ``fc.tokenizer_sample_bytes``, or take
+    ``given``. Either way the start of the same sample is kept as the probe.
+
+    Raises:
+        pipeline.shards.format.ShardError: the tokenizer has no ``<|endoftext|>`` or its
+            vocabulary does not fit ``fc.dtype``.
+    """
+    train_bytes = pages.counts["train"][1]
+    rate = min(1.0, 1.1 * fc.tokenizer_sample_bytes / max(1, train_bytes))
+
+    def sample(cap: int) -> Iterator[str]:
+        rows = (
+            pages.keyed.where(f"split = 'train' AND sample_frac < {rate!r}")
+            .orderBy("wiki", "page_id")
+            .select("title", "text")
+            .toLocalIterator()
+        )
+        return sample_texts(((r["title"], r["text"]) for r in rows), cap)
+
+    # When the tokenizer is trained, the probe is recorded on the way instead of the
+    # sample being read a second time.
+    probe: list[str] = []
+
+    def recording(docs: Iterable[str]) -> Iterator[str]:
+        size = 0
+        for doc in docs:
+            if size < RATIO_SAMPLE_BYTES:
+                probe.append(doc)
+                size += len(doc.encode("utf-8"))
+            yield doc
+
+    if given is None:
+        tok = train_tokenizer(recording(sample(fc.tokenizer_sample_bytes)), fc.vocab_size)
+        eot_id = check_tokenizer(tok, "trained tokenizer")
+    else:
+        tok = given
+        eot_id = check_tokenizer(tok, fc.tokenizer or "given tokenizer")
+        probe = list(sample(RATIO_SAMPLE_BYTES))
+    vocab = tok.get_vocab_size(with_added_tokens=True)
+    return FittedTokenizer(
+        tokenizer=tok,
+        json=tok.to_str(),
+        eot_id=eot_id,
+        vocab_size=vocab,
+        dtype=fmt.dtype_for_vocab(vocab, fc.dtype),
+        trained=given is None,
+        probe=tuple(probe),
+    )
+
+
+@dataclass(frozen=True)
+class BucketPlan:
+    """How many buckets (one or more shard files each) every split gets (:func:`plan_buckets`)."""
+
+    tokens_per_byte: float
+    """Tokens per UTF-8 byte of document text, measured on the probe."""
+    buckets: dict[str, int]
+    """``{split: buckets}``; a page's bucket is its bucket hash modulo its split's count."""
+
+    @property
+    def tasks(self) -> int:
+        """Spark tasks of :func:`write_shards`: one per bucket."""
+        return sum(self.buckets.values())
+
+    def bucket_column(self) -> Column:
+        """The ``bucket`` of each row of :attr:`SplitPages.keyed`, as a Spark column."""
+        from pyspark.sql import functions as F
+
+        train = F.pmod("bucket_hash", F.lit(self.buckets.get("train", 1)))
+        val = F.pmod("bucket_hash", F.lit(self.buckets.get("val", 1)))
+        return F.when(F.col("split") == "train", train).otherwise(val).cast("long")
+
+
+def plan_buckets(pages: SplitPages, tok: FittedTokenizer, shard_bytes: int) -> BucketPlan:
+    """Step 3: estimate tokens per byte on the probe, then give each split enough buckets
+    that one holds about ``shard_bytes`` of tokens."""
+    probe = "".join(sample_texts(((None, d) for d in tok.probe), RATIO_SAMPLE_BYTES))
+    tokens_per_byte = len(tok.tokenizer.encode(probe).ids) / max(1, len(probe.encode("utf-8")))
+    itemsize = 2 if tok.dtype == "uint16" else 4
+    buckets = {
+        split: max(1, math.ceil(nbytes * tokens_per_byte * itemsize / shard_bytes))
+        for split, (_, nbytes) in pages.counts.items()
+    }
+    return BucketPlan(tokens_per_byte, buckets)
+
+
+def write_shards(
+    stage: StagedOutput,
+    pages: SplitPages,
+    tok: FittedTokenizer,
+    plan: BucketPlan,
+    fc: FeaturiseConfig,
+    *,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Step 4: tokenise and pack every bucket in a Spark task, in ``(wiki, page_id)``
+    order; each task writes attempt-named files under ``_attempts/`` of the staging folder.
+
+    Returns:
+        The tasks' stats rows (:data:`pipeline.shards.pack.STATS_SCHEMA`), as dicts.
+    """
+    spark = pages.keyed.sparkSession
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
+    stage.fs.create_dir(f"{stage.staging}/_attempts")
+    spec = PackSpec(
+        tok.json, tok.eot_id, fc.block_size, tok.dtype, fc.shard_bytes, f"{stage.uri}/_attempts"
+    )
+    frame = (
+        pages.keyed.withColumn("bucket", plan.bucket_column())
+        .repartitionByRange(plan.tasks, "split", "bucket")
+        .sortWithinPartitions("split", "bucket", "wiki", "page_id")
+        .select("split", "bucket", "title", "text")
+        .mapInArrow(functools.partial(_partition, spec), _ddl(STATS_SCHEMA))
+    )
+    if progress:
+        results = run_with_progress(spark.sparkContext, frame.collect, plan.tasks, "featurise")
+    else:
+        results = frame.collect()
+    return [r.asDict() for r in results]
+
+
+def commit_shards(
+    stage: StagedOutput, results: list[dict[str, Any]], block_size: int
+) -> dict[str, SplitInfo]:
+    """Step 5: rename the tasks' files to ``<split>/part-NNNNN-of-MMMMM.arrow`` in
+    ``(bucket, piece)`` order, drop the failed or speculative attempts' files, and return
+    the manifest's splits."""
+    row_len = block_size + 1
+    splits: dict[str, SplitInfo] = {}
+    for split in fmt.SPLITS:
+        rows = sorted(
+            (r for r in results if r["split"] == split), key=lambda r: (r["bucket"], r["piece"])
+        )
+        kept = [r for r in rows if r["file"]]
+        if kept:
+            stage.fs.create_dir(f"{stage.staging}/{split}")
+        shards = []
+        for i, r in enumerate(kept):
+            name = f"{split}/part-{i:05d}-of-{len(kept):05d}.arrow"
+            stage.fs.move(filesystem(r["file"])[1], f"{stage.staging}/{name}")
+            shards.append(
+                ShardInfo(
+                    path=name,
+                    sequences=r["sequences"],
+                    tokens=r["sequences"] * row_len,
+                    bytes=r["bytes"],
+                    sha256=r["sha256"],
+                )
+            )
+        splits[split] = SplitInfo(
+            shards=tuple(shards),
+            documents=sum(r["documents"] for r in rows),
+            document_tokens=sum(r["document_tokens"] for r in rows),
+            dropped_tokens=sum(r["dropped_tokens"] for r in rows),
+            buckets=len({r["bucket"] for r in rows}),
+        )
+    stage.fs.delete_dir(f"{stage.staging}/_attempts")  # failed or speculative attempts
+    return splits
+
+
+def build_manifest(
+    fc: FeaturiseConfig,
+    table: PagesTable,
+    pages: SplitPages,
+    tok: FittedTokenizer,
+    plan: BucketPlan,
+    splits: dict[str, SplitInfo],
+) -> ShardsManifest:
+    """Step 6: the ``manifest.json`` of the shards: their splits, the tokenizer, the pages
+    they came from, the config (without where the output went) and the code version."""
+    config = {k: v for k, v in cfgmod.to_dict(fc).items() if k not in ("out", "overwrite")}
+    return ShardsManifest(
+        block_size=fc.block_size,
+        dtype=tok.dtype,
+        vocab_size=tok.vocab_size,
+        eot_id=tok.eot_id,
+        splits=splits,
+        tokenizer=TokenizerInfo(
+            path=fmt.TOKENIZER,
+            sha256=hashlib.sha256(tok.json.encode("utf-8")).hexdigest(),
+            trained=tok.trained,
+            given=fc.tokenizer,
+            sample_bytes=fc.tokenizer_sample_bytes if tok.trained else 0,
+            tokens_per_byte=round(plan.tokens_per_byte, 6),
+        ),
+        pages=PagesSource(
+            path=table.uri,
+            stats_sha256=table.stats_sha256,
+            ok_pages=pages.ok_pages,
+            status=dict(table.stats.totals.status),
+            forced_split=pages.forced,
+        ),
+        config={**config, "pages": table.uri},
+        code_version=pipeline.__version__,
+    )
+
+
+class _Phases:
+    """Wall time of each phase, for the CLI's summary (never written: bytes stay stable)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        """Record the time since the previous lap (or the start) as phase ``name``."""
+        total = time.perf_counter() - self.started
+        self.seconds[name] = round(total - sum(self.seconds.values()), 3)
+
+    def total(self) -> float:
+        """Seconds since the start."""
+        return round(time.perf_counter() - self.started, 3)
+
+
 def run_featurise(
     cfg: PipelineConfig, *, progress: bool = True, fingerprint: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Featurise ``cfg.featurise.pages`` into ``cfg.featurise.out``; return the manifest.
 
-    ``fingerprint``, when given, is written as ``_fingerprint.json`` into the output before
-    it is published (see :mod:`pipeline.run`).
+    Runs the steps of this module's docstring inside a :class:`StagedOutput`. Besides the
+    manifest's fields the result holds ``seconds`` and ``phases``, the wall time of each
+    phase: ``session`` (the checks and the Spark session), ``split`` (step 1),
+    ``tokenizer`` (2), ``estimate`` (3), ``tokenise_pack_write`` (4) and ``commit`` (5, 6
+    and the publish). ``fingerprint``, when given, is written as ``_fingerprint.json`` into
+    the output before it is published (see :mod:`pipeline.run`).
 
     Raises:
         pipeline.contracts.pages.PagesError: the pages folder is incomplete, of the old
@@ -145,173 +463,35 @@ def run_featurise(
             ``featurise.overwrite``); before any work (:mod:`pipeline.outputs`).
         All before anything is published; a failure leaves the old output untouched.
     """
-    started = time.perf_counter()
-    phases: dict[str, float] = {}
-
-    def lap(name: str) -> None:
-        phases[name] = round(time.perf_counter() - started - sum(phases.values()), 3)
-
+    phases = _Phases()
     fc = cfg.featurise
     pages_uri = cfg.paths.featurise_pages
-    out = cfg.paths.shards
     inputs = (pages_uri, fc.tokenizer) if fc.tokenizer else (pages_uri,)
-    staged = StagedOutput(out, "featurise", overwrite=fc.overwrite, inputs=inputs)
+    staged = StagedOutput(cfg.paths.shards, "featurise", overwrite=fc.overwrite, inputs=inputs)
     table = read_pages_dir(pages_uri)
-    files, status = table.files, dict(table.stats.totals.status)
-    given = None
-    if fc.tokenizer:
-        given = load_tokenizer(_read_tokenizer_file(fc.tokenizer), fc.tokenizer)
-        eot_id = check_tokenizer(given, fc.tokenizer)
-        fmt.dtype_for_vocab(given.get_vocab_size(with_added_tokens=True), fc.dtype)
-    if not files:
+    given = _given_tokenizer(fc)
+    if not table.files:
         raise fmt.ShardError(f"{pages_uri} holds no ok pages (the table is empty)")
 
-    spark = build_spark_session(cfg.spark)
-    sc = spark.sparkContext
-    lap("session")
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
-    ok = spark.read.parquet(*files).where("status = 'ok' AND text IS NOT NULL")
-    keyed = _keyed(ok, fc.val_fraction, {})
-    counts = _split_counts(keyed)
-    if not counts:
-        raise fmt.ShardError(
-            f"{pages_uri} holds no ok pages (status counts: {status}); nothing to featurise. "
-            "Check parse.namespaces and the input dump"
-        )
-    forced = _balance(keyed, counts, fc.val_fraction)
-    if forced:
-        keyed = _keyed(ok, fc.val_fraction, forced)
-        counts = _split_counts(keyed)
-    lap("split")
-
-    # Tokenizer: trained on a deterministic sample of training pages, in (wiki, page_id)
-    # order, or the given one. The same sample's start estimates tokens per byte.
-    train_bytes = counts["train"][1]
-    rate = min(1.0, 1.1 * fc.tokenizer_sample_bytes / max(1, train_bytes))
-
-    def sample(cap: int):
-        rows = (
-            keyed.where(f"split = 'train' AND sample_frac < {rate!r}")
-            .orderBy("wiki", "page_id")
-            .select("title", "text")
-            .toLocalIterator()
-        )
-        return sample_texts(((r["title"], r["text"]) for r in rows), cap)
-
-    # The first RATIO_SAMPLE_BYTES of the same sample estimate tokens per byte; when the
-    # tokenizer is trained, they are recorded on the way instead of read a second time.
-    probe_docs: list[str] = []
-
-    def recording(docs):
-        size = 0
-        for doc in docs:
-            if size < RATIO_SAMPLE_BYTES:
-                probe_docs.append(doc)
-                size += len(doc.encode("utf-8"))
-            yield doc
-
-    if given is None:
-        tok = train_tokenizer(recording(sample(fc.tokenizer_sample_bytes)), fc.vocab_size)
-        eot_id = check_tokenizer(tok, "trained tokenizer")
-    else:
-        tok = given
-        probe_docs = list(sample(RATIO_SAMPLE_BYTES))
-    tok_json = tok.to_str()
-    vocab = tok.get_vocab_size(with_added_tokens=True)
-    dtype = fmt.dtype_for_vocab(vocab, fc.dtype)
-    lap("tokenizer")
-    probe = "".join(sample_texts(((None, d) for d in probe_docs), RATIO_SAMPLE_BYTES))
-    tokens_per_byte = len(tok.encode(probe).ids) / max(1, len(probe.encode("utf-8")))
-    lap("estimate")
-
-    itemsize = 2 if dtype == "uint16" else 4
-    buckets = {
-        split: max(1, math.ceil(nbytes * tokens_per_byte * itemsize / fc.shard_bytes))
-        for split, (_, nbytes) in counts.items()
-    }
-    from pyspark.sql import functions as F
-
-    bucket = F.when(
-        F.col("split") == "train", F.pmod("bucket_hash", F.lit(buckets.get("train", 1)))
-    )
-    bucket = bucket.otherwise(F.pmod("bucket_hash", F.lit(buckets.get("val", 1))))
-    n_tasks = sum(buckets.values())
-    with staged as stage:
-        tmp = f"{stage.uri}/_attempts"
-        stage.fs.create_dir(f"{stage.staging}/_attempts")
-        spec = PackSpec(tok_json, eot_id, fc.block_size, dtype, fc.shard_bytes, tmp)
-        frame = (
-            keyed.withColumn("bucket", bucket.cast("long"))
-            .repartitionByRange(n_tasks, "split", "bucket")
-            .sortWithinPartitions("split", "bucket", "wiki", "page_id")
-            .select("split", "bucket", "title", "text")
-            .mapInArrow(functools.partial(_partition, spec), _ddl(STATS_SCHEMA))
-        )
-        if progress:
-            results = run_with_progress(sc, frame.collect, n_tasks, "featurise")
-        else:
-            results = frame.collect()
-        lap("tokenise_pack_write")
-        splits = _commit(stage, [r.asDict() for r in results], spec)
-        config = {k: v for k, v in cfgmod.to_dict(fc).items() if k not in ("out", "overwrite")}
-        manifest = ShardsManifest(
-            block_size=fc.block_size,
-            dtype=dtype,
-            vocab_size=vocab,
-            eot_id=eot_id,
-            splits=splits,
-            tokenizer=TokenizerInfo(
-                path=fmt.TOKENIZER,
-                sha256=hashlib.sha256(tok_json.encode("utf-8")).hexdigest(),
-                trained=given is None,
-                given=fc.tokenizer,
-                sample_bytes=fc.tokenizer_sample_bytes if given is None else 0,
-                tokens_per_byte=round(tokens_per_byte, 6),
-            ),
-            pages=PagesSource(
-                path=pages_uri,
-                stats_sha256=table.stats_sha256,
-                ok_pages=sum(c[0] for c in counts.values()),
-                status=status,
-                forced_split=forced,
-            ),
-            config={**config, "pages": pages_uri},
-            code_version=pipeline.__version__,
-        )
-        stage.write_bytes(fmt.TOKENIZER, tok_json.encode("utf-8"))
+    with staged as stage:  # entered first: an unwritable output fails before Spark starts
+        spark = build_spark_session(cfg.spark)
+        phases.lap("session")
+        pages = split_pages(spark, table, fc.val_fraction)
+        phases.lap("split")
+        tok = fit_tokenizer(pages, fc, given)
+        phases.lap("tokenizer")
+        plan = plan_buckets(pages, tok, fc.shard_bytes)
+        phases.lap("estimate")
+        results = write_shards(stage, pages, tok, plan, fc, progress=progress)
+        phases.lap("tokenise_pack_write")
+        splits = commit_shards(stage, results, fc.block_size)
+        manifest = build_manifest(fc, table, pages, tok, plan, splits)
+        stage.write_bytes(fmt.TOKENIZER, tok.json.encode("utf-8"))
         stage.write_bytes(fmt.MANIFEST, manifest.to_json())
         if fingerprint is not None:
             stage.write_json(FINGERPRINT_FILE, fingerprint)
-    lap("commit")
+    phases.lap("commit")
     result = manifest.to_dict()
-    result["seconds"] = round(time.perf_counter() - started, 3)
-    result["phases"] = phases  # returned, not written: the manifest's bytes stay stable
+    result["seconds"] = phases.total()
+    result["phases"] = phases.seconds  # returned, not written: the manifest's bytes stay stable
     return result
-
-
-def _commit(stage: StagedOutput, results: list[dict], spec: PackSpec) -> dict[str, SplitInfo]:
-    """Rename the tasks' files into place and return the manifest's splits."""
-    row_len = spec.block_size + 1
-    splits: dict[str, SplitInfo] = {}
-    for split in fmt.SPLITS:
-        rows = sorted((r for r in results if r["split"] == split),
-                      key=lambda r: (r["bucket"], r["piece"]))  # fmt: skip
-        kept = [r for r in rows if r["file"]]
-        if kept:
-            stage.fs.create_dir(f"{stage.staging}/{split}")
-        shards = []
-        for i, r in enumerate(kept):
-            name = f"{split}/part-{i:05d}-of-{len(kept):05d}.arrow"
-            stage.fs.move(filesystem(r["file"])[1], f"{stage.staging}/{name}")
-            shards.append(ShardInfo(path=name, sequences=r["sequences"],
-                                    tokens=r["sequences"] * row_len, bytes=r["bytes"],
-                                    sha256=r["sha256"]))  # fmt: skip
-        splits[split] = SplitInfo(
-            shards=tuple(shards),
-            documents=sum(r["documents"] for r in rows),
-            document_tokens=sum(r["document_tokens"] for r in rows),
-            dropped_tokens=sum(r["dropped_tokens"] for r in rows),
-            buckets=len({r["bucket"] for r in rows}),
-        )
-    stage.fs.delete_dir(f"{stage.staging}/_attempts")  # failed or speculative attempts
-    return splits

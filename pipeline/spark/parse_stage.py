@@ -67,11 +67,20 @@ def _dump_error_from(exc: Exception) -> DumpError | None:
 def _summarise(inputs, results, **rest: Any) -> PagesStats:
     """The job's ``_stats.json`` from the tasks' stats rows (summed per input file)."""
     per_input: dict[str, dict[str, Any]] = {
-        uri: {"file": uri, "size": size, "tasks": 0, "pages": 0, "rows": 0,
-              "bytes_read": 0, "uncompressed_bytes": 0, "status": Counter(),
-              "namespaces": Counter(), "damaged": None}
+        uri: {
+            "file": uri,
+            "size": size,
+            "tasks": 0,
+            "pages": 0,
+            "rows": 0,
+            "bytes_read": 0,
+            "uncompressed_bytes": 0,
+            "status": Counter(),
+            "namespaces": Counter(),
+            "damaged": None,
+        }
         for uri, size in inputs
-    }  # fmt: skip
+    }
     for r in results:
         d = per_input[r["source"]]
         d["tasks"] += 1
@@ -81,8 +90,14 @@ def _summarise(inputs, results, **rest: Any) -> PagesStats:
         d["namespaces"].update(r["namespaces"])
         if r["damaged"]:
             d["damaged"] = Damage(**r["damaged"])
-    totals: dict[str, Any] = {"pages": 0, "rows": 0, "bytes_read": 0, "uncompressed_bytes": 0,
-                              "status": Counter(), "namespaces": Counter()}  # fmt: skip
+    totals: dict[str, Any] = {
+        "pages": 0,
+        "rows": 0,
+        "bytes_read": 0,
+        "uncompressed_bytes": 0,
+        "status": Counter(),
+        "namespaces": Counter(),
+    }
     for d in per_input.values():
         for key in ("pages", "rows", "bytes_read", "uncompressed_bytes"):
             totals[key] += d[key]
@@ -152,8 +167,14 @@ def run_parse(
             stage.delete(leftover)  # files of failed or speculative attempts
         # Recorded with overwrite off: how the output was replaced is not what it holds.
         resolved = cfgmod.to_dict(replace(cfg, parse=replace(cfg.parse, overwrite=False)))
-        stats = _summarise(files, results, tasks=len(tasks), files=tuple(names),
-                           config=resolved, code_version=pipeline.__version__)  # fmt: skip
+        stats = _summarise(
+            files,
+            results,
+            tasks=len(tasks),
+            files=tuple(names),
+            config=resolved,
+            code_version=pipeline.__version__,
+        )
         stage.write_bytes(STATS_FILE, stats.to_json())
         if fingerprint is not None:
             stage.write_json(FINGERPRINT_FILE, fingerprint)

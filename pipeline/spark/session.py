@@ -10,6 +10,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from pipeline.fs import atomic_write
 from pipeline.stage_config import SparkConfig
 
 if TYPE_CHECKING:
@@ -91,10 +92,7 @@ def log4j2_file() -> str:
     digest = hashlib.sha256(_LOG4J2.encode()).hexdigest()[:12]
     path = os.path.join(tempfile.gettempdir(), f"spark-gpu-pipeline-log4j2-{digest}.properties")
     if not os.path.isfile(path):
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".properties")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(_LOG4J2)
-        os.replace(tmp, path)
+        atomic_write(path, _LOG4J2)
     return path
 
 

@@ -241,7 +241,7 @@ def standalone_cluster(
                 memory,
                 "--work-dir",
                 str(base / "work"),
-            ],  # fmt: skip
+            ],
             denv,
             base,
         )

@@ -124,7 +124,7 @@ def complete_checkpoints(run_dir: str | os.PathLike[str]) -> list[tuple[int, Pat
     the same step, and its model and optimizer files exist.
     """
     root = Path(run_dir) / CHECKPOINTS
-    found = []
+    found: list[tuple[int, Path]] = []
     if not root.is_dir():
         return found
     for entry in root.iterdir():

@@ -255,13 +255,16 @@ def horovodrun_command(
     horovodrun = os.path.join(os.path.dirname(sys.executable), "horovodrun")
     return [
         horovodrun if os.path.exists(horovodrun) else "horovodrun",
-        "-np", str(np),
-        "-H", hosts or f"localhost:{np}",
+        "-np",
+        str(np),
+        "-H",
+        hosts or f"localhost:{np}",
         "--gloo",
-        "--network-interface", network_interface,
+        "--network-interface",
+        network_interface,
         python or sys.executable,
         *argv,
-    ]  # fmt: skip
+    ]
 
 
 def run_on_spark(

@@ -248,7 +248,7 @@ def run_spark(cfg: PipelineConfig, *, stop_after: int | None = None) -> None:
 
     active = SparkSession.getActiveSession()
     spark = active or build_spark_session(cfg.spark)
-    master = spark.sparkContext.master
+    master = spark.sparkContext.master or ""
     # Loopback-only Horovod services for local masters and for a cluster on this host
     # (spark://127.0.0.1:…, or a driver bound to loopback, which remote executors could
     # not reach anyway).

@@ -37,6 +37,7 @@ import yaml
 from models.gpt import GPT
 from pipeline import config as cfgmod
 from pipeline.errors import PipelineError
+from pipeline.fs import atomic_write
 from pipeline.outputs import claim_run_folder
 from pipeline.shards.format import ShardError
 from pipeline.shards.reader import ShardDataset
@@ -93,10 +94,7 @@ def save_config(cfg: PipelineConfig, folder: str | os.PathLike[str]) -> Path:
     """Write the resolved config to ``folder/config.yaml`` atomically; return its path."""
     path = Path(folder) / CONFIG_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{CONFIG_FILE}.tmp-{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(cfgmod.to_dict(cfg), sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, yaml.safe_dump(cfgmod.to_dict(cfg), sort_keys=False))
 
 
 def train_rank(
@@ -150,7 +148,7 @@ class _Trainer:
                 f"{tc.micro_batch * info.size}"
             )
         self.accum = tc.global_batch // (tc.micro_batch * info.size)
-        ds_args = dict(
+        ds_args: dict[str, Any] = dict(
             rank=info.rank,
             world_size=info.size,
             seed=tc.seed,

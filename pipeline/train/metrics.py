@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import sys
 from pathlib import Path
 from typing import Any, TextIO
+
+from pipeline.fs import atomic_write
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -45,9 +48,7 @@ class MetricsLog:
     def __init__(self, run_dir: str | os.PathLike[str], keep_through: int) -> None:
         path = Path(run_dir) / METRICS_FILE
         kept = [r for r in read_metrics(run_dir) if r.get("step", 0) <= keep_through]
-        tmp = path.with_name(f".{METRICS_FILE}.tmp-{os.getpid()}")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept))
         self._f: TextIO = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def write(self, row: dict[str, Any]) -> None:
@@ -111,8 +112,8 @@ def summarise(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     evals = [r for r in rows if r.get("val_loss") is not None]
 
     def median(key: str) -> float | None:
-        vals = sorted(r[key] for r in steps if r.get(key) is not None)
-        return vals[len(vals) // 2] if vals else None
+        vals = [r[key] for r in steps if r.get(key) is not None]
+        return statistics.median(vals) if vals else None
 
     model_dir = Path(run_dir) / "model"
     return {

@@ -164,14 +164,33 @@ def clean_wikitext(wikitext: str, options: CleanOptions | None = None) -> CleanR
 
 # Token pairs whose whole span the walker renders as "" (templates, template arguments,
 # comments): dropped from the token list before anything is built.
-_DROP_SPANS = {tk.TemplateOpen: tk.TemplateClose, tk.ArgumentOpen: tk.ArgumentClose,
-               tk.CommentStart: tk.CommentEnd}  # fmt: skip
+_DROP_SPANS = {
+    tk.TemplateOpen: tk.TemplateClose,
+    tk.ArgumentOpen: tk.ArgumentClose,
+    tk.CommentStart: tk.CommentEnd,
+}
 _TAG_ENDS = (tk.TagCloseSelfclose, tk.TagCloseClose)
 # Every node's opening and closing token, and the tokens that split a node into parts.
-_OPENERS = frozenset({tk.WikilinkOpen, tk.ExternalLinkOpen, tk.HTMLEntityStart,
-                      tk.HeadingStart, tk.TagOpenOpen, *_DROP_SPANS})  # fmt: skip
-_CLOSERS = frozenset({tk.WikilinkClose, tk.ExternalLinkClose, tk.HTMLEntityEnd,
-                      tk.HeadingEnd, *_TAG_ENDS, *_DROP_SPANS.values()})  # fmt: skip
+_OPENERS = frozenset(
+    {
+        tk.WikilinkOpen,
+        tk.ExternalLinkOpen,
+        tk.HTMLEntityStart,
+        tk.HeadingStart,
+        tk.TagOpenOpen,
+        *_DROP_SPANS,
+    }
+)
+_CLOSERS = frozenset(
+    {
+        tk.WikilinkClose,
+        tk.ExternalLinkClose,
+        tk.HTMLEntityEnd,
+        tk.HeadingEnd,
+        *_TAG_ENDS,
+        *_DROP_SPANS.values(),
+    }
+)
 _SPLITS = frozenset({tk.WikilinkSeparator, tk.ExternalLinkSeparator, tk.TagCloseOpen})
 
 
@@ -324,13 +343,12 @@ class _Walker:
         if all(type(x) is tk.Text for x in text):
             joined = "".join(x.text for x in text)
             return self.link(target, lambda: joined, lambda: joined)
-        return self.link(target, lambda: str(_build(text)),
-                         lambda: self.render_tokens(t, s + 1, j))  # fmt: skip
+        return self.link(target, lambda: str(_build(text)), lambda: self.render_tokens(t, s + 1, j))
 
     def tag_tokens(self, t: _Tokens, i: int, j: int) -> str:
         toks = t.toks
         name = toks[i + 1] if i + 2 <= j else None
-        if type(name) is not tk.Text or type(toks[i + 2]) is tk.Text:
+        if name is None or type(name) is not tk.Text or type(toks[i + 2]) is tk.Text:
             return self.render(_build(toks[i : j + 1]).nodes)  # name is not one text token
         key, markup = name.text.strip().lower(), toks[i].wiki_markup
         if key in _DROP_TAGS:
@@ -457,7 +475,8 @@ def _residue(text: str, walker: _Walker) -> str:
 
 
 def _drop_table_lines(text: str) -> str:
-    out, depth = [], 0
+    out: list[str] = []
+    depth = 0
     for line in text.split("\n"):
         s = line.lstrip(":*# \t")
         if s.startswith("{|"):

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pyarrow.fs as pafs
 
@@ -110,8 +110,9 @@ def read_index(index_uri: str) -> list[tuple[int, int]]:
                     continue
                 offset, _, rest = line.partition(":")
                 if not offset.isdigit() or ":" not in rest:
-                    raise DumpError(index_uri, f"not an 'offset:page_id:title' line: {line!r}",
-                                    f"line {lineno}")  # fmt: skip
+                    raise DumpError(
+                        index_uri, f"not an 'offset:page_id:title' line: {line!r}", f"line {lineno}"
+                    )
                 counts[int(offset)] = counts.get(int(offset), 0) + 1
     except (OSError, EOFError, UnicodeDecodeError) as e:
         raise DumpError(index_uri, f"unreadable multistream index: {e}") from None
@@ -188,8 +189,16 @@ def plan_tasks(files: list[tuple[str, int]], split_bytes: int) -> list[dict[str,
 
 
 def _task(uri, name, kind, start, end, expected, siteinfo) -> dict[str, Any]:
-    return {"task": -1, "source": uri, "name": name, "kind": kind, "start": start,
-            "end": end, "expected_pages": expected, "siteinfo": siteinfo}  # fmt: skip
+    return {
+        "task": -1,
+        "source": uri,
+        "name": name,
+        "kind": kind,
+        "start": start,
+        "end": end,
+        "expected_pages": expected,
+        "siteinfo": siteinfo,
+    }
 
 
 class _Range(io.RawIOBase):
@@ -229,7 +238,7 @@ def open_task(task: dict[str, Any]) -> Iterator[tuple[IO[bytes], Any]]:
             with bz2.BZ2File(raw) as f:
                 yield f, raw.tell
         elif name.endswith(".gz"):
-            with gzip.GzipFile(fileobj=raw) as f:
-                yield f, raw.tell
+            with gzip.GzipFile(fileobj=raw) as gz:
+                yield cast(IO[bytes], gz), raw.tell
         else:
             yield raw, raw.tell

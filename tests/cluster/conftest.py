@@ -21,9 +21,12 @@ EN = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 # Small shards for the hybrid training test; several shards so that the byte comparison
 # covers the per-task files and their order.
 FEATURISE = (
-    "featurise.vocab_size=2000", "featurise.block_size=32", "model.block_size=32",
-    "featurise.shard_bytes=1048576", "spark.ui_enabled=false",
-)  # fmt: skip
+    "featurise.vocab_size=2000",
+    "featurise.block_size=32",
+    "model.block_size=32",
+    "featurise.shard_bytes=1048576",
+    "spark.ui_enabled=false",
+)
 
 
 @pytest.fixture(scope="session")

@@ -25,8 +25,11 @@ def test_compose_has_a_master_two_workers_and_a_trainer_on_loopback_ports() -> N
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     services = compose["services"]
     assert {"spark-master", "spark-worker-1", "spark-worker-2", "trainer"} <= services.keys()
-    workers = [s for s in services.values() if "org.apache.spark.deploy.worker.Worker" in
-               s.get("command", [])]  # fmt: skip
+    workers = [
+        s
+        for s in services.values()
+        if "org.apache.spark.deploy.worker.Worker" in s.get("command", [])
+    ]
     assert len(workers) == 2
     ports = [p for s in services.values() for p in s.get("ports", [])]
     assert ports and all(p.startswith("127.0.0.1:") for p in ports), ports

@@ -17,11 +17,19 @@ from tests.support.cluster import failure, run_watched
 from tests.support.paths import PIPELINE
 
 TINY = (
-    "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
-    "train.max_steps=4", "train.global_batch=4", "train.micro_batch=2",
-    "train.checkpoint_every=2", "train.eval_every=2", "train.eval_batches=2",
-    "spark.ui_enabled=false", "spark.log_level=ERROR",
-)  # fmt: skip
+    "model.n_layer=2",
+    "model.n_head=2",
+    "model.n_embd=32",
+    "model.block_size=32",
+    "train.max_steps=4",
+    "train.global_batch=4",
+    "train.micro_batch=2",
+    "train.checkpoint_every=2",
+    "train.eval_every=2",
+    "train.eval_batches=2",
+    "spark.ui_enabled=false",
+    "spark.log_level=ERROR",
+)
 
 
 def test_pipeline_train_runs_horovod_on_the_cluster_executors(
@@ -30,10 +38,20 @@ def test_pipeline_train_runs_horovod_on_the_cluster_executors(
     run_dir = tmp_path / "run"
     data = f"file://{cluster_shards}"
     argv = [
-        str(PIPELINE), "train",
-        "--launcher", "spark", "--master", cluster.master_url, "-np", "2",
-        "--data", data, "--run", str(run_dir), *TINY,
-    ]  # fmt: skip
+        str(PIPELINE),
+        "train",
+        "--launcher",
+        "spark",
+        "--master",
+        cluster.master_url,
+        "-np",
+        "2",
+        "--data",
+        data,
+        "--run",
+        str(run_dir),
+        *TINY,
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
     # Horovod's driver-side services (in this command's process) bind to loopback; the
     # executors' task services get the same from the worker's environment.

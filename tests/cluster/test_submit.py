@@ -33,8 +33,9 @@ def test_under_spark_submit_the_executor_python_is_left_to_spark_submit() -> Non
 
 
 def test_executors_run_the_archive_python(cluster, etl_archive: Path) -> None:
-    run = spark_submit(cluster, ROOT / "tests" / "cluster" / "executor_probe.py", [],
-                       archive=etl_archive)  # fmt: skip
+    run = spark_submit(
+        cluster, ROOT / "tests" / "cluster" / "executor_probe.py", [], archive=etl_archive
+    )
     assert run.proc.returncode == 0, failure(run.proc)
     line = next(x for x in run.proc.stdout.splitlines() if x.startswith("PROBE "))
     report = json.loads(line.removeprefix("PROBE "))
@@ -58,10 +59,17 @@ def test_parse_job_matches_local_mode(cluster, etl_archive, spark, wiki_data, tm
     run = spark_submit(
         cluster,
         ROOT / "jobs" / "parse_dump.py",
-        ["conf/local.yaml", "--input", dump, "--out", f"file://{out}", *PARSE,
-         f"spark.master={cluster.master_url}"],  # recorded in _stats.json, truthfully
+        [
+            "conf/local.yaml",
+            "--input",
+            dump,
+            "--out",
+            f"file://{out}",
+            *PARSE,
+            f"spark.master={cluster.master_url}",
+        ],  # recorded in _stats.json, truthfully
         archive=etl_archive,
-    )  # fmt: skip
+    )
     assert run.proc.returncode == 0, failure(run.proc)
     assert "17 pages from 1 file(s) in" in run.proc.stdout, run.proc.stdout
     assert not run.beyond_loopback(), run.beyond_loopback()
@@ -92,11 +100,13 @@ def test_parse_job_matches_local_mode(cluster, etl_archive, spark, wiki_data, tm
     assert configs[0] == configs[1]
 
 
-def test_featurise_job_matches_local_mode(cluster_shards: Path, en_pages: str, spark,
-                                          tmp_path: Path) -> None:  # fmt: skip
+def test_featurise_job_matches_local_mode(
+    cluster_shards: Path, en_pages: str, spark, tmp_path: Path
+) -> None:
     out = tmp_path / "shards"
-    cfg = load_config(overrides=[f"featurise.pages={en_pages}", f"featurise.out=file://{out}",
-                                 *FEATURISE])  # fmt: skip
+    cfg = load_config(
+        overrides=[f"featurise.pages={en_pages}", f"featurise.out=file://{out}", *FEATURISE]
+    )
     run_featurise(cfg, progress=False)
     ours, theirs = digests(cluster_shards), digests(out)
     assert ours == theirs  # shards, manifest.json, tokenizer.json, _SUCCESS: same bytes

@@ -76,8 +76,10 @@ def tmpfs(path: Path, options: str) -> Iterator[Path]:
         check=False,
     )
     if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()}); tests/unit/test_cli.py "
-                    "covers the message with an OSError stub")  # fmt: skip
+        pytest.skip(
+            f"cannot mount a tmpfs here ({proc.stderr.strip()}); tests/unit/test_cli.py "
+            "covers the message with an OSError stub"
+        )
     try:
         yield path
     finally:
@@ -92,9 +94,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     shards = ts.copy_shards(root / "shards")
     run = root / "run"
     config = ts.write_config(
-        root / "tiny.yaml", data=shards, run=run, np=1, max_steps=2, eval_every=0,
+        root / "tiny.yaml",
+        data=shards,
+        run=run,
+        np=1,
+        max_steps=2,
+        eval_every=0,
         checkpoint_every=1,
-    )  # fmt: skip
+    )
     proc = pipeline("train", str(config))
     assert proc.returncode == 0, proc.stderr
     assert (run / "model" / "model.safetensors").is_file()
@@ -113,9 +120,14 @@ def test_disk_full_during_parse(wiki_data: Path, tmp_path: Path) -> None:
     with tmpfs(tmp_path / "small", "size=64k") as disk:
         out = disk / "pages"
         proc = pipeline(
-            "parse", "--input", str(wiki_data / TINY_DUMP), "--out", str(out),
-            "spark.master=local[1]", "spark.ui_enabled=false",
-        )  # fmt: skip
+            "parse",
+            "--input",
+            str(wiki_data / TINY_DUMP),
+            "--out",
+            str(out),
+            "spark.master=local[1]",
+            "spark.ui_enabled=false",
+        )
         first = fails_clearly(proc, 1, "no space left on device", str(out), "--out (parse.out)")
         assert first.startswith("pipeline parse: error: ")
         assert "pipeline parse: nothing was published." in proc.stderr
@@ -165,8 +177,12 @@ def test_python_tag_in_a_run_folders_config(trained: dict[str, Path], tmp_path: 
     fails_clearly(pipeline("train", str(config)), 2, expected)
     job = subprocess.run(  # the horovodrun rank's entry point reads the same file
         [sys.executable, str(ROOT / "jobs" / "train.py"), str(config)],
-        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
     fails_clearly(job, 2, expected)
 
 
@@ -180,9 +196,10 @@ def test_generate_with_a_damaged_model(trained: dict[str, Path], tmp_path: Path)
     proc = pipeline("generate", "--model", str(run / "model"), "--prompt", "The")
     fails_clearly(proc, 1, f"{weights} is damaged", "header too large", "export it again")
     # --debug (or PIPELINE_DEBUG=1) lets the traceback through
-    for debug in (pipeline("--debug", "generate", "--model", str(run / "model")),
-                  pipeline("generate", "--model", str(run / "model"),
-                           env={"PIPELINE_DEBUG": "1"})):  # fmt: skip
+    for debug in (
+        pipeline("--debug", "generate", "--model", str(run / "model")),
+        pipeline("generate", "--model", str(run / "model"), env={"PIPELINE_DEBUG": "1"}),
+    ):
         assert debug.returncode == 1
         assert "Traceback (most recent call last)" in debug.stderr
         assert "ExportError" in debug.stderr
@@ -230,7 +247,12 @@ def test_output_on_a_read_only_disk(
         fails_clearly(proc, 1, str(run), "read-only file system", "--run (train.run)")
         pages = disk / "pages"
         proc = pipeline(
-            "parse", "--input", str(wiki_data / TINY_DUMP), "--out", str(pages),
-            "spark.master=local[1]", "spark.ui_enabled=false",
-        )  # fmt: skip
+            "parse",
+            "--input",
+            str(wiki_data / TINY_DUMP),
+            "--out",
+            str(pages),
+            "spark.master=local[1]",
+            "spark.ui_enabled=false",
+        )
         fails_clearly(proc, 1, str(pages), "read-only file system", "--out (parse.out)")

@@ -20,18 +20,35 @@ ROOT = Path(__file__).resolve().parents[2]
 EN = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 DATE = "20260101"
 MIRRORED = f"enwiki-{DATE}-pages-articles.xml.bz2"  # EN under its name on the mirror
-TINY = ["train.max_steps=6", "train.eval_every=3", "train.checkpoint_every=3",
-        "train.eval_batches=2", "featurise.vocab_size=2000", "spark.ui_enabled=false"]  # fmt: skip
+TINY = [
+    "train.max_steps=6",
+    "train.eval_every=3",
+    "train.checkpoint_every=3",
+    "train.eval_batches=2",
+    "featurise.vocab_size=2000",
+    "spark.ui_enabled=false",
+]
 
 
 def pipeline_run(work: Path, dump: Path | None, *extra: str) -> subprocess.CompletedProcess:
     """``pipeline run`` on ``dump``, or with ``dump=None`` on a wiki named in ``extra``."""
     source = ["--dump", str(dump)] if dump is not None else []
-    cmd = [sys.executable, "-m", "pipeline.cli", "run", "conf/local.yaml", *source,
-           "--work-dir", str(work), *TINY, *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "run",
+        "conf/local.yaml",
+        *source,
+        "--work-dir",
+        str(work),
+        *TINY,
+        *extra,
+    ]
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-                          check=False)  # fmt: skip
+    return subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
 
 
 def stage_lines(out: str) -> dict[str, str]:
@@ -58,9 +75,16 @@ def mirror(wiki_data: Path, tmp_path_factory) -> Iterator[Mirror]:
 
 def from_mirror(mirror: Mirror) -> list[str]:
     """Flags of a run that downloads its dump from ``mirror`` (no --dump)."""
-    return ["--wiki", "enwiki", "--date", DATE, "download.kind=pages-articles",
-            f"download.mirror={mirror.url}", "download.retries=1",
-            "download.backoff_s=0"]  # fmt: skip
+    return [
+        "--wiki",
+        "enwiki",
+        "--date",
+        DATE,
+        "download.kind=pages-articles",
+        f"download.mirror={mirror.url}",
+        "download.retries=1",
+        "download.backoff_s=0",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +103,10 @@ def test_first_run_downloads_then_makes_every_stage_a_sample_and_a_report(first_
     stats = json.loads((work / "pages" / "_stats.json").read_text())
     assert [Path(f["file"]).name for f in stats["inputs"]] == [MIRRORED]
     assert {k: v.split(" ")[0] for k, v in stage_lines(proc.stdout).items()} == {
-        "parse": "running", "featurise": "running", "train": "running"}  # fmt: skip
+        "parse": "running",
+        "featurise": "running",
+        "train": "running",
+    }
     assert "a generated sample:" in proc.stdout
     sample = proc.stdout.split("a generated sample:\n")[1].split("\npipeline run: report")[0]
     assert sample.strip()  # a 6-step model may stop early at <|endoftext|>
@@ -107,8 +134,12 @@ def test_second_run_is_up_to_date_and_a_config_change_reruns_from_its_stage(
     assert all(v.startswith("up to date") for v in stage_lines(again.stdout).values())
     assert "ran nothing (every stage up to date)" in again.stdout
     # the downloaded file given with --dump is the same input: parse stays up to date
-    changed = pipeline_run(work, work / "dumps" / "enwiki" / DATE / MIRRORED,
-                           "featurise.block_size=128", "model.block_size=128")  # fmt: skip
+    changed = pipeline_run(
+        work,
+        work / "dumps" / "enwiki" / DATE / MIRRORED,
+        "featurise.block_size=128",
+        "model.block_size=128",
+    )
     assert changed.returncode == 0, changed.stderr[-3000:]
     lines = stage_lines(changed.stdout)
     assert lines["parse"].startswith("up to date")
@@ -120,8 +151,9 @@ def test_second_run_is_up_to_date_and_a_config_change_reruns_from_its_stage(
 def test_force_reruns_from_the_named_stage(first_run) -> None:
     work, _ = first_run
     dump = work / "dumps" / "enwiki" / DATE / MIRRORED
-    proc = pipeline_run(work, dump, "featurise.block_size=128", "model.block_size=128",
-                        "--force", "train")  # fmt: skip
+    proc = pipeline_run(
+        work, dump, "featurise.block_size=128", "model.block_size=128", "--force", "train"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = stage_lines(proc.stdout)
     assert lines["parse"].startswith("up to date") and lines["featurise"].startswith("up to")
@@ -164,8 +196,9 @@ with RunLock(Path(sys.argv[1])):
 
 def test_lock_refuses_a_live_run_and_clears_a_dead_ones(tmp_path: Path, capsys) -> None:
     lock = tmp_path / LOCK
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock), "60"], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(lock), "60"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunError, match=f"another pipeline run holds .*pid.*{holder.pid}"):

@@ -42,13 +42,22 @@ def spark_submit(dump: Path, out: Path) -> subprocess.CompletedProcess[str]:
     )
     argv = [
         str(SPARK_SUBMIT),
-        "--master", "local[2]",
-        "--conf", "spark.driver.host=127.0.0.1",
-        "--conf", "spark.driver.bindAddress=127.0.0.1",
-        "--conf", "spark.ui.enabled=false",
-        str(ROOT / "jobs" / "parse_dump.py"), "conf/local.yaml",
-        "--input", str(dump), "--out", str(out), *OVERRIDES,
-    ]  # fmt: skip
+        "--master",
+        "local[2]",
+        "--conf",
+        "spark.driver.host=127.0.0.1",
+        "--conf",
+        "spark.driver.bindAddress=127.0.0.1",
+        "--conf",
+        "spark.ui.enabled=false",
+        str(ROOT / "jobs" / "parse_dump.py"),
+        "conf/local.yaml",
+        "--input",
+        str(dump),
+        "--out",
+        str(out),
+        *OVERRIDES,
+    ]
     return subprocess.run(
         argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
     )

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.contracts.pages import PagesError
+from pipeline.describe import describe_pages, describe_shards
 from pipeline.errors import OutputError
-from pipeline.inspect import describe_pages, describe_shards
 from pipeline.outputs import MARKER
 from pipeline.shards import format as fmt
 from pipeline.shards.tokenize import document, key_fractions, load_tokenizer
@@ -26,8 +26,13 @@ from pipeline.stage_config import load_config
 ROOT = Path(__file__).resolve().parents[2]
 EN = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 DE = "dewiki-20170701-sample.xml"
-SMALL = ["featurise.vocab_size=2000", "featurise.block_size=128", "model.block_size=128",
-         "featurise.shard_bytes=1048576", "featurise.val_fraction=0.1"]  # fmt: skip
+SMALL = [
+    "featurise.vocab_size=2000",
+    "featurise.block_size=128",
+    "model.block_size=128",
+    "featurise.shard_bytes=1048576",
+    "featurise.val_fraction=0.1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +76,10 @@ def test_split_expressions_match_the_python_reference(spark) -> None:
     for r in got:
         split_frac, bucket_hash, sample_frac = key_fractions(r["wiki"], r["page_id"])
         assert (r["split_frac"], r["bucket_hash"], r["sample_frac"]) == (
-            split_frac, bucket_hash, sample_frac)  # fmt: skip
+            split_frac,
+            bucket_hash,
+            sample_frac,
+        )
         assert r["split"] == ("val" if split_frac < 0.5 else "train")
 
 
@@ -115,9 +123,19 @@ def test_same_bytes_with_local1_in_a_fresh_process_and_on_rerun(pages, en_shards
     before = digests(out)
     other = out.parent / "en-local1"
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
-    cmd = [sys.executable, "-m", "pipeline.cli", "featurise", *SMALL, "--pages",
-           str(pages["en"]), "--out", str(other), "spark.master=local[1]",
-           "spark.ui_enabled=false"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "featurise",
+        *SMALL,
+        "--pages",
+        str(pages["en"]),
+        "--out",
+        str(other),
+        "spark.master=local[1]",
+        "spark.ui_enabled=false",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert digests(other) == before

@@ -37,8 +37,12 @@ def s3(spark) -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     saved = {k: os.environ.get(k) for k in env}
     workers = spark.sparkContext.environment
     saved_workers = {k: workers.get(k) for k in env}
@@ -133,8 +137,9 @@ def test_training_reader_takes_shards_from_s3a(s3: str, tmp_path: Path) -> None:
     local = make_shards(tmp_path / "shards")
     remote = f"s3a://{BUCKET}/shards"
     fs, path = filesystem(remote)
-    pafs.copy_files(str(local), path, source_filesystem=pafs.LocalFileSystem(),
-                    destination_filesystem=fs)  # fmt: skip
+    pafs.copy_files(
+        str(local), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs
+    )
     a = ShardDataset(str(local), global_batch=4, seed=3)
     b = ShardDataset(remote, global_batch=4, seed=3)
     for _ in range(12):  # more than an epoch of the 50 train rows

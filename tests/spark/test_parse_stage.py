@@ -117,8 +117,9 @@ def test_out_holding_the_input_dump_is_refused(spark, tmp_path: Path, wiki_data:
     with pytest.raises(OutputError, match="holds the input"):
         parse([str(link / dump.name)], data)
     assert snapshot(data) == before and sorted(p.name for p in tmp_path.iterdir()) == [
-        "data", "link"
-    ]  # fmt: skip
+        "data",
+        "link",
+    ]
 
 
 def test_unrelated_folder_is_refused_and_previous_output_needs_overwrite(

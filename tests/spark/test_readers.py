@@ -34,8 +34,11 @@ def pages(spark, wiki_data: Path, tmp_path_factory) -> Path:
     totals = read_pages_dir(str(out)).stats.totals
     assert (totals.rows, totals.status["ok"]) == (ROWS, OK)
     assert {p.name for p in out.iterdir() if not p.name.startswith("part-")} == {
-        "_SUCCESS", "_stats.json", "_config.yaml", "_pipeline_output.json"
-    }  # fmt: skip
+        "_SUCCESS",
+        "_stats.json",
+        "_config.yaml",
+        "_pipeline_output.json",
+    }
     return out
 
 
@@ -86,9 +89,10 @@ def test_hugging_face_datasets_reads_the_folder(pages: Path, tmp_path: Path, mon
     # dot-files, so it feeds Spark's _SUCCESS to the Parquet reader (README, "Reading").
     for ds in (
         datasets.load_dataset(str(pages), split="train", cache_dir=cache),
-        datasets.load_dataset("parquet", data_files=f"{pages}/*.parquet", split="train",
-                              cache_dir=cache),
-    ):  # fmt: skip
+        datasets.load_dataset(
+            "parquet", data_files=f"{pages}/*.parquet", split="train", cache_dir=cache
+        ),
+    ):
         assert ds.num_rows == ROWS and set(PAGES_SCHEMA.names) <= set(ds.column_names)
 
 
@@ -105,9 +109,16 @@ def test_old_layout_is_named(pages: Path, tmp_path: Path) -> None:
 def test_shards_read_with_plain_pyarrow_ipc(pages: Path, tmp_path: Path) -> None:
     """The README's recipe: the manifest lists the shards; each is an Arrow IPC file."""
     out = tmp_path / "shards"
-    cfg = load_config(overrides=[f"featurise.pages={pages}", f"featurise.out={out}",
-                                 "featurise.vocab_size=1000", "featurise.block_size=64",
-                                 "model.block_size=64", "featurise.val_fraction=0.1"])  # fmt: skip
+    cfg = load_config(
+        overrides=[
+            f"featurise.pages={pages}",
+            f"featurise.out={out}",
+            "featurise.vocab_size=1000",
+            "featurise.block_size=64",
+            "model.block_size=64",
+            "featurise.val_fraction=0.1",
+        ]
+    )
     run_featurise(cfg, progress=False)
     # --- README: "Reading shards without this package" ---
     manifest = json.loads((out / "manifest.json").read_text())

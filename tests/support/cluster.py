@@ -38,18 +38,26 @@ def submit_env(*, archive: bool) -> dict[str, str]:
 def submit_argv(master: str, app: Path, args: list[str], *, archive: Path | None) -> list[str]:
     """The spark-submit command line: the runbook of the jobs' docstrings."""
     argv = [
-        str(SPARK_SUBMIT), "--master", master,
-        "--conf", "spark.driver.host=127.0.0.1",
-        "--conf", "spark.driver.bindAddress=127.0.0.1",
-        "--conf", "spark.ui.enabled=false",
-    ]  # fmt: skip
+        str(SPARK_SUBMIT),
+        "--master",
+        master,
+        "--conf",
+        "spark.driver.host=127.0.0.1",
+        "--conf",
+        "spark.driver.bindAddress=127.0.0.1",
+        "--conf",
+        "spark.ui.enabled=false",
+    ]
     if archive is not None:
         argv += [
-            "--archives", f"{archive}#environment",
-            "--conf", f"spark.pyspark.python={ARCHIVE_PYTHON}",
+            "--archives",
+            f"{archive}#environment",
+            "--conf",
+            f"spark.pyspark.python={ARCHIVE_PYTHON}",
             # spark.pyspark.python would name the driver's Python too (over the variable).
-            "--conf", f"spark.pyspark.driver.python={sys.executable}",
-        ]  # fmt: skip
+            "--conf",
+            f"spark.pyspark.driver.python={sys.executable}",
+        ]
     return [*argv, str(app), *args]
 
 

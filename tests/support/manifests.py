@@ -64,10 +64,12 @@ def write_dataset(
             w = ShardWriter(fs, str(root / rel), block_size, dtype)
             w.write(rows)
             w.close()
-            shards.append(ShardInfo(rel, w.sequences, w.sequences * (block_size + 1),
-                                    w.bytes, w.sha256))  # fmt: skip
-        infos[split] = SplitInfo(tuple(shards), documents=0, document_tokens=0,
-                                 dropped_tokens=0, buckets=len(arrays))  # fmt: skip
+            shards.append(
+                ShardInfo(rel, w.sequences, w.sequences * (block_size + 1), w.bytes, w.sha256)
+            )
+        infos[split] = SplitInfo(
+            tuple(shards), documents=0, document_tokens=0, dropped_tokens=0, buckets=len(arrays)
+        )
     manifest = ShardsManifest(
         block_size=block_size,
         dtype=dtype,
@@ -81,7 +83,7 @@ def write_dataset(
             given=None,
             sample_bytes=0,
             tokens_per_byte=0.0,
-        ),  # fmt: skip
+        ),
         pages=PagesSource(path="", stats_sha256="", ok_pages=0, status={}),
         config={},
         code_version=code_version,

@@ -10,8 +10,24 @@ from pipeline.wiki.clean import CleanOptions, CleanTimeout, clean_wikitext
 from tests.support.samples import read_sample
 
 WIKI = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "wiki"
-LEFTOVERS = ["{{", "}}", "[[", "]]", "<ref", "{|", "|}", "'''", "<!--", "&amp;", "&nbsp;",
-             "__TOC__", "__NOTOC__", "thumb|", "</", "<br"]  # fmt: skip
+LEFTOVERS = [
+    "{{",
+    "}}",
+    "[[",
+    "]]",
+    "<ref",
+    "{|",
+    "|}",
+    "'''",
+    "<!--",
+    "&amp;",
+    "&nbsp;",
+    "__TOC__",
+    "__NOTOC__",
+    "thumb|",
+    "</",
+    "<br",
+]
 
 
 def clean(text: str, **kw) -> str:

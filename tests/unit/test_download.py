@@ -46,9 +46,13 @@ def build_mirror(root: Path, samples: Path) -> None:
     shutil.copy(samples / SAMPLE_PLAIN, dated / plain)
     status_json(
         dated,
-        {"articlesmultistreamdump": ("done", [DUMP, INDEX]), "articlesdump": ("done", [plain]),
-         "xmlstubsdump": ("done", []), "metahistory7zdump": ("waiting", [])},
-    )  # fmt: skip
+        {
+            "articlesmultistreamdump": ("done", [DUMP, INDEX]),
+            "articlesdump": ("done", [plain]),
+            "xmlstubsdump": ("done", []),
+            "metahistory7zdump": ("waiting", []),
+        },
+    )
     sha1sums(dated, [DUMP, INDEX, plain])
     latest = root / WIKI / "latest"
     latest.mkdir()
@@ -87,8 +91,14 @@ def mirror(tmp_path: Path, wiki_data: Path) -> Iterator[Mirror]:
 
 
 def cfg_for(mirror: Mirror, **kw: object) -> DownloadConfig:
-    base = {"wiki": WIKI, "date": DATE, "mirror": mirror.url, "retries": 2, "backoff_s": 0.0,
-            "timeout_s": 10.0}  # fmt: skip
+    base = {
+        "wiki": WIKI,
+        "date": DATE,
+        "mirror": mirror.url,
+        "retries": 2,
+        "backoff_s": 0.0,
+        "timeout_s": 10.0,
+    }
     return DownloadConfig(**{**base, **kw})
 
 
@@ -113,8 +123,10 @@ def test_download_verifies_and_pairs_as_multistream(
     folder = tmp_path / "dumps" / WIKI / DATE
     assert paths == [folder / DUMP]
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
-        MARKER, INDEX, DUMP
-    ]  # fmt: skip
+        MARKER,
+        INDEX,
+        DUMP,
+    ]
     assert set(json.loads((folder / MARKER).read_text())["files"]) >= {INDEX, DUMP}
     assert (folder / DUMP).read_bytes() == (wiki_data / SAMPLE).read_bytes()
     assert (folder / INDEX).read_bytes() == (wiki_data / SAMPLE_INDEX).read_bytes()
@@ -288,9 +300,13 @@ def test_config_validation_and_docs() -> None:
     docs = cfgmod.field_docs(DownloadConfig)
     assert all(docs.get(f.name) for f in dataclasses.fields(DownloadConfig))
     assert set(dl.JOBS) == set(get_args(DumpKind))
-    for bad, match in [({"wiki": "conf/local.yaml"}, "give the wiki first"),
-                       ({"date": "2026-01-01"}, "YYYYMMDD"), ({"mirror": "ftp://x"}, "http"),
-                       ({"retries": -1}, "retries"), ({"timeout_s": 0}, "timeout_s")]:  # fmt: skip
+    for bad, match in [
+        ({"wiki": "conf/local.yaml"}, "give the wiki first"),
+        ({"date": "2026-01-01"}, "YYYYMMDD"),
+        ({"mirror": "ftp://x"}, "http"),
+        ({"retries": -1}, "retries"),
+        ({"timeout_s": 0}, "timeout_s"),
+    ]:
         with pytest.raises(ValueError, match=match):
             DownloadConfig(**bad)
 
@@ -312,7 +328,10 @@ def test_cli_flags_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == EXIT_OK
     resolved = yaml.safe_load(capsys.readouterr().out)["download"]
     assert (resolved["wiki"], resolved["date"], resolved["kind"]) == (
-        "simplewiki", "latest", "pages-articles")  # fmt: skip
+        "simplewiki",
+        "latest",
+        "pages-articles",
+    )
     assert resolved["out"] == "d" and resolved["mirror"] == "https://dumps.wikimedia.org"
     assert main(["download"]) == EXIT_USAGE
     assert "name the wiki" in capsys.readouterr().err

@@ -17,8 +17,9 @@ from tests.support.manifests import write_dataset
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
     rows = np.arange(5 * 9, dtype=np.uint16).reshape(5, 9)
-    return write_dataset(tmp_path / "shards", {"train": [rows, rows[:2]], "val": [rows[:1]]},
-                         vocab_size=300)  # fmt: skip
+    return write_dataset(
+        tmp_path / "shards", {"train": [rows, rows[:2]], "val": [rows[:1]]}, vocab_size=300
+    )
 
 
 def edited(root: Path, change) -> bytes:
@@ -60,16 +61,20 @@ def test_old_version_and_other_formats_are_named(dataset: Path) -> None:
         (lambda d: d.pop("eot_id"), "missing field 'eot_id'"),
         (lambda d: d.update(block_size="8"), "field 'block_size' must be int, got str"),
         (lambda d: d.update(vocab_size=True), "field 'vocab_size' must be int, got bool"),
-        (lambda d: d["splits"]["train"]["shards"][0].update(tokens=40),
-         "tokens 40 is not sequences 5 x row length 9"),
-        (lambda d: d["splits"]["train"]["shards"][1].pop("sha256"),
-         r"splits.train.shards\[1\]: missing field 'sha256'"),
+        (
+            lambda d: d["splits"]["train"]["shards"][0].update(tokens=40),
+            "tokens 40 is not sequences 5 x row length 9",
+        ),
+        (
+            lambda d: d["splits"]["train"]["shards"][1].pop("sha256"),
+            r"splits.train.shards\[1\]: missing field 'sha256'",
+        ),
         (lambda d: d["tokenizer"].update(path="/etc/passwd"), "not a plain relative path"),
         (lambda d: d.update(dtype="int8"), "dtype 'int8' is not uint16 or uint32"),
         (lambda d: d["splits"].update(test=d["splits"]["val"]), "unknown split 'test'"),
         (lambda d: d.update(eot_id=300), "inconsistent"),
     ],
-)  # fmt: skip
+)
 def test_each_broken_field_is_named(dataset: Path, change, message: str) -> None:
     with pytest.raises(ManifestError, match=message):
         ShardsManifest.from_json(edited(dataset, change), "m")

@@ -100,17 +100,31 @@ def test_replacing_keeps_foreign_files_and_deletes_only_owned(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "shards"
-    publish(out, stage="featurise",
-            files={"train/part-00000-of-00002.arrow": b"a", "train/part-00001-of-00002.arrow": b"b",
-                   "manifest.json": b"1"})  # fmt: skip
+    publish(
+        out,
+        stage="featurise",
+        files={
+            "train/part-00000-of-00002.arrow": b"a",
+            "train/part-00001-of-00002.arrow": b"b",
+            "manifest.json": b"1",
+        },
+    )
     (out / "README.md").write_text("my notes")
     (out / "train" / "mine.txt").write_text("also mine")
-    publish(out, stage="featurise", overwrite=True,
-            files={"train/part-00000-of-00001.arrow": b"c", "manifest.json": b"2"})  # fmt: skip
+    publish(
+        out,
+        stage="featurise",
+        overwrite=True,
+        files={"train/part-00000-of-00001.arrow": b"c", "manifest.json": b"2"},
+    )
     assert sorted(snapshot(out)) == [
-        "README.md", "_SUCCESS", outputs.MARKER, "manifest.json",
-        "train/mine.txt", "train/part-00000-of-00001.arrow",
-    ]  # fmt: skip
+        "README.md",
+        "_SUCCESS",
+        outputs.MARKER,
+        "manifest.json",
+        "train/mine.txt",
+        "train/part-00000-of-00001.arrow",
+    ]
     assert (out / "README.md").read_text() == "my notes"
     assert (out / "train" / "mine.txt").read_text() == "also mine"
     assert "kept them in place: README.md, train/mine.txt" in capsys.readouterr().err
@@ -173,8 +187,12 @@ def test_symlinks_and_uris_are_resolved(tmp_path: Path) -> None:
 
 def test_leftovers_of_killed_runs_are_removed_only_when_provably_ours(tmp_path: Path) -> None:
     out = tmp_path / "pages"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     ours = tmp_path / ".pages.staging-aaaa"
     ours.mkdir()
     (ours / "part-00000-1-0.parquet").write_bytes(b"half")

@@ -98,15 +98,18 @@ def test_statuses_on_real_samples(tmp_path: Path) -> None:
     wd = WIKI / "wikidatawiki-pages-articles-sample1.xml.bz2"
     rows = run_all(sources.plan_tasks(sources.expand_inputs([str(wd)]), 1), tmp_path)
     assert {r["title"]: r["status"] for r in rows if r["ns"] == 0} == {
-        "Q1": "non_wikitext", "Q223557": "non_wikitext"
-    }  # fmt: skip
+        "Q1": "non_wikitext",
+        "Q223557": "non_wikitext",
+    }
 
 
 def test_too_large_and_namespaces_option(tmp_path: Path) -> None:
     opts = pages.ParseOptions(namespaces=(0, 14), max_wikitext_bytes=4000)
     rows = run_all(sources.plan_tasks(sources.expand_inputs([str(SINGLE)]), 1), tmp_path, opts)
-    by_status = {s: sorted(r["wikitext_bytes"] for r in rows if r["status"] == s) for s in
-                 ("ok", "too_large")}  # fmt: skip
+    by_status = {
+        s: sorted(r["wikitext_bytes"] for r in rows if r["status"] == s)
+        for s in ("ok", "too_large")
+    }
     assert len(by_status["ok"]) == 13  # incl. the ns-14 category page, kept on request
     assert by_status["too_large"] == [4146, 4197, 4370, 5519]
     assert max(by_status["ok"]) <= 4000

@@ -107,9 +107,14 @@ def test_state_round_trip_same_world_size(shards: Path) -> None:
     run(ds, 4)
     state = json.loads(json.dumps(ds.state_dict()))  # JSON-serialisable
     assert state == {
-        "epoch": 0, "batch": 4, "seed": 5, "global_batch": 8, "rows": 50, "split": "train",
+        "epoch": 0,
+        "batch": 4,
+        "seed": 5,
+        "global_batch": 8,
+        "rows": 50,
+        "split": "train",
         "manifest_sha256": ds.manifest.sha256,
-    }  # fmt: skip
+    }
     resumed = ShardDataset(str(shards), global_batch=8, seed=99)  # saved seed wins
     resumed.load_state_dict(state)
     for (x, y), (rx, ry) in zip(run(resumed, 10), ref[4:], strict=True):
@@ -207,8 +212,11 @@ def test_block_size_crop(shards: Path) -> None:
     assert x.shape == y.shape == (8, 5)
     full = torch.from_numpy(rows_for(0, 50))[row_ids(x)]
     assert torch.equal(x, full[:, :5]) and torch.equal(y, full[:, 1:6])
-    with pytest.raises(ShardError, match=r"block_size 9 exceeds the shards' 8; re-run featurise "
-                       r"with featurise.block_size=9"):  # fmt: skip
+    with pytest.raises(
+        ShardError,
+        match=r"block_size 9 exceeds the shards' 8; re-run featurise "
+        r"with featurise.block_size=9",
+    ):
         ShardDataset(str(shards), global_batch=8, block_size=9)
 
 
@@ -223,9 +231,14 @@ def test_block_size_crop(shards: Path) -> None:
     ],
 )
 def test_eval_batches(
-    tmp_path: Path, rows: int, per_rank: int, world_size: int, max_batches: int, steps: int,
+    tmp_path: Path,
+    rows: int,
+    per_rank: int,
+    world_size: int,
+    max_batches: int,
+    steps: int,
     per: int,
-) -> None:  # fmt: skip
+) -> None:
     root = make_shards(tmp_path / "s", train=(40,), val=(rows,))
     ranks = [
         ShardDataset(str(root), "val", global_batch=world_size, rank=r, world_size=world_size)
@@ -266,11 +279,17 @@ def test_file_uri_root(shards: Path) -> None:
 
 def test_constructor_errors(shards: Path, tmp_path: Path) -> None:
     root = str(shards)
-    with pytest.raises(ShardError, match="global_batch 10 is not a positive multiple of "
-                       "world_size 4; set train.global_batch to a multiple of 4"):  # fmt: skip
+    with pytest.raises(
+        ShardError,
+        match="global_batch 10 is not a positive multiple of "
+        "world_size 4; set train.global_batch to a multiple of 4",
+    ):
         ShardDataset(root, global_batch=10, world_size=4)
-    with pytest.raises(ShardError, match="has 50 rows, fewer than one global batch of 64; "
-                       "lower train.global_batch to at most 50"):  # fmt: skip
+    with pytest.raises(
+        ShardError,
+        match="has 50 rows, fewer than one global batch of 64; "
+        "lower train.global_batch to at most 50",
+    ):
         ShardDataset(root, global_batch=64)
     with pytest.raises(ShardError, match=r"rank 2 is not in \[0, 2\)"):
         ShardDataset(root, global_batch=8, rank=2, world_size=2)

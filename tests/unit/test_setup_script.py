@@ -35,8 +35,12 @@ def run_setup(tmp_path: Path, *, java: str | None, cxx: bool, cmake: bool):
     env = {"PATH": str(bin_dir), "HOME": str(tmp_path), "VENV": str(tmp_path / "venv")}
     proc = subprocess.run(
         ["bash", str(ROOT / "scripts" / "setup.sh")],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert not (tmp_path / "venv").exists(), "nothing may be installed when a tool is missing"
     return proc
 

@@ -182,8 +182,9 @@ def test_pack_partition_refuses_unsorted_input(tokenizer, tmp_path) -> None:
 
 
 def _dataset(tmp_path: Path, shard_path: str = "train/part-00000-of-00001.arrow") -> Path:
-    root = write_dataset(tmp_path / "shards", {"train": [np.ones((4, 9), dtype=np.uint16)]},
-                         vocab_size=300)  # fmt: skip
+    root = write_dataset(
+        tmp_path / "shards", {"train": [np.ones((4, 9), dtype=np.uint16)]}, vocab_size=300
+    )
     if shard_path != "train/part-00000-of-00001.arrow":  # a tampered manifest
         text = (root / fmt.MANIFEST).read_text()
         (root / fmt.MANIFEST).write_text(

@@ -1,36 +1,22 @@
-"""CLI handlers of the built stages: run the stage, print a summary, return the exit code.
+"""The handlers of the ``pipeline`` subcommands: run the stage, print a summary, return
+the exit code; one function per subcommand, named after it.
 
-Imported lazily by :mod:`pipeline.cli`, so ``--help`` never starts Spark or Horovod. A
-stage's failure propagates to :func:`pipeline.cli.main`, which prints it as one or two
-lines and picks the exit code; a handler only turns the plain ``ValueError`` its stage
-raises for bad input into a :class:`~pipeline.errors.PipelineError` (exit 1), so that the
+Imported lazily by :mod:`pipeline.cli.command`, so ``--help`` never starts Spark or
+Horovod. A stage's failure propagates to :func:`pipeline.cli.command.main`, which prints
+it as one or two lines and picks the exit code (:mod:`pipeline.cli.failures`); a handler
+only turns the plain ``ValueError`` its stage raises for bad input into a
+:class:`~pipeline.errors.PipelineError` (exit 1, :func:`value_errors_fail`), so that the
 CLI does not report it as an internal error.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-from collections.abc import Iterator
 
+from pipeline.cli.failures import value_errors_fail
 from pipeline.errors import EXIT_OK, PipelineError, UsageError
 from pipeline.stage_config import PipelineConfig
-
-
-@contextlib.contextmanager
-def value_errors_fail() -> Iterator[None]:
-    """Report a plain ``ValueError`` of the stage's own checks as a stage failure (exit 1).
-
-    The stage errors that are ``ValueError`` subclasses (``DumpError``, ``ShardError``,
-    ``ConfigError``, ...) pass through unchanged: the CLI knows them by name.
-    """
-    try:
-        yield
-    except ValueError as e:
-        if type(e) is not ValueError:
-            raise
-        raise PipelineError(str(e)) from e
 
 
 def parse(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
@@ -78,11 +64,14 @@ def featurise(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
 
 def inspect(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
     """``pipeline inspect DIR``: summary of a pages or shards folder."""
-    from pipeline import inspect as insp
+    from pipeline import describe
 
     with value_errors_fail():
-        kind = insp.kind_of(ns.path)
-        text = insp.describe_shards(ns.path) if kind == "shards" else insp.describe_pages(ns.path)
+        kind = describe.kind_of(ns.path)
+        if kind == "shards":
+            text = describe.describe_shards(ns.path)
+        else:
+            text = describe.describe_pages(ns.path)
     print(text)
     return EXIT_OK
 
@@ -137,7 +126,7 @@ def run(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
     """``pipeline run``: every stage that is not up to date, then a sample and the report."""
     from pipeline.run import run_pipeline
 
-    # A RunError ("stage X failed: ...") is printed as it is by pipeline.cli.
+    # A RunError ("stage X failed: ...") is printed as it is by pipeline.cli.failures.
     result = run_pipeline(cfg, force=ns.force)
     ran = ", ".join(result["ran"]) or "nothing (every stage up to date)"
     print(f"pipeline run: ran {ran}")
@@ -170,7 +159,7 @@ def report(cfg: PipelineConfig | None, ns: argparse.Namespace) -> int:
     try:
         path = write_report(ns.path, overwrite=ns.overwrite)
     except FileNotFoundError as e:
-        if e.errno is not None:  # a file operation's own error: pipeline.cli names the file
+        if e.errno is not None:  # a file operation's own error: the CLI names the file
             raise
         raise PipelineError(str(e)) from e  # "RUN is not a run folder"
     print(summary_text(gather(ns.path)))
