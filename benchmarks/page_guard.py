@@ -11,9 +11,11 @@ Tables:
 - ``samples``: every page with text of every shared sample (``../shared/data/wiki``,
   5,000+ pages, mostly small), cleaned three ways in this process: without the guards
   (the code before them), with the pre-scan only, and with the pre-scan plus the page
-  worker (the default). ``CPU s`` is user + system time of this process and its reaped
-  children (the worker); each way runs ``--repeat`` times, interleaved, and the fastest
-  run counts (the least disturbed by other work on the machine).
+  worker (the default: pages go to the worker in batches of
+  :data:`~pipeline.wiki.guard.BATCH_PAGES`, as :func:`pipeline.wiki.pages.iter_rows` sends
+  them). ``CPU s`` is user + system time of this process and its reaped children (the
+  worker); each way runs ``--repeat`` times, interleaved, and the fastest run counts
+  (the least disturbed by other work on the machine).
 - ``task``: :func:`pipeline.wiki.pages.run_task` on the parse benchmark's multistream
   dump (``benchmarks/parse.py``, ``--mb`` MB of XML, cached in ``~/.cache``) as one task,
   the same three ways; ``same output`` compares the Parquet files' bytes.
@@ -98,10 +100,14 @@ def bench_samples(repeat: int) -> list[dict]:
             elif way == "pre-scan only":
                 out = [(None, r) if (r := guard.prescan(t)) else guard.clean_or_error(t, opts)
                        for t in texts]  # fmt: skip
-            else:
+            else:  # as pipeline.wiki.pages.iter_rows does: a worker round trip per batch
+                out = []
                 with guard.PageWorker(30.0, 1 << 30) as worker:
-                    out = [(None, r) if (r := guard.prescan(t)) else worker.clean(t, opts)
-                           for t in texts]  # fmt: skip
+                    for start, stop in guard.batch_spans([len(t) for t in texts]):
+                        reasons = [guard.prescan(t) for t in texts[start:stop]]
+                        kept = [t for t, r in zip(texts[start:stop], reasons, strict=True) if not r]
+                        cleaned = iter(worker.clean_batch(kept, opts))
+                        out += [(None, r) if r else next(cleaned) for r in reasons]
             cpu, wall = _cpu() - cpu, time.perf_counter() - wall
             best[way] = (min(best[way][0], cpu), min(best[way][1], wall))
             outputs[way] = [(r.text, r.categories) if r else e for r, e in out]

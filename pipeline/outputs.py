@@ -154,11 +154,11 @@ def check_not_input(stage: str, out: str, inputs: Iterable[str]) -> None:
         if _within(path, ipath) or _within(ipath, path):
             how = "is" if path == ipath else ("lies inside" if _within(path, ipath) else "holds")
             raise OutputError(
-                f"output {out} {how} the input {item}; choose an {flag} outside every input"
+                f"output {out} {how} the input {item}; choose another {flag}, outside every input"
             )
         if glob.has_magic(ipath) and any(fnmatch.fnmatch(p, ipath) for p in _ancestors(path)):
             raise OutputError(
-                f"output {out} matches the input pattern {item}; choose an {flag} outside it"
+                f"output {out} matches the input pattern {item}; choose another {flag}, outside it"
             )
 
 

@@ -9,13 +9,17 @@ make it (or the cleaner's own text passes) quadratic or worse: unclosed ``{{a|``
    pathological shapes before anything is tokenized (nesting of ``{{`` or ``[[`` deeper
    than :data:`MAX_NESTING`, tables of more than :data:`MAX_TABLE_ROWS` rows).
 2. :class:`PageWorker`, a forked child process kept for a whole task, cleans the pages
-   the pre-scan let through. The parent waits on a socket pair and, while a page takes
-   long, polls the child's CPU time; past the time limit it kills the child (the C
-   tokenizer included) and starts a fresh one for the next page. The child's address
-   space is capped (``RLIMIT_AS``), so one page cannot take the executor's memory; it
-   dies with its parent (``PR_SET_PDEATHSIG`` on Linux) and is reaped on
-   :meth:`PageWorker.close`. Cost: one round trip per page (about 50 µs of CPU on the
-   2-core development VM, where waking a process is slow); ``benchmarks/page_guard.py``.
+   the pre-scan let through, a batch at a time (:data:`BATCH_PAGES` pages or
+   :data:`BATCH_CHARS` characters of wikitext per round trip). The kernel bounds each page: before
+   a page the child arms a CPU-time timer (``ITIMER_PROF``, ``timeout_s`` +
+   :data:`GRACE_S`) whose signal (``SIGPROF``, default action: terminate) kills it,
+   the C tokenizer included. The child records which page it is on in a few bytes of
+   shared memory, so the parent, blocked on the batch's reply, knows the page that
+   killed it, gives it ``time guard: …`` and sends the batch's other pages to a fresh
+   child. The child's address space is capped (``RLIMIT_AS``), so one page cannot take
+   the executor's memory; it dies with its parent (``PR_SET_PDEATHSIG`` on Linux) and is
+   reaped on :meth:`PageWorker.close`. Cost: one round trip per batch, a timer system
+   call per page (under 2% of CPU on the shared samples; ``benchmarks/page_guard.py``).
 
 A rejected page gets status ``parse_error`` and one of these errors (prefix first):
 ``nesting too deep: …``, ``table too large: …``, ``time guard: …``, ``memory guard: …``,
@@ -27,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import mmap
 import os
 import pickle
 import resource
@@ -36,12 +41,24 @@ import struct
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 
 import psutil
 
 from pipeline.wiki.clean import CleanOptions, CleanResult, CleanTimeout, ParserError, clean_wikitext
 
-__all__ = ["MAX_NESTING", "MAX_TABLE_ROWS", "PageWorker", "clean_or_error", "prescan"]
+__all__ = [
+    "BATCH_CHARS",
+    "BATCH_PAGES",
+    "GRACE_S",
+    "MAX_NESTING",
+    "MAX_TABLE_ROWS",
+    "PageWorker",
+    "PageWorkerError",
+    "batch_spans",
+    "clean_or_error",
+    "prescan",
+]
 
 MAX_NESTING = 256
 """Most ``{{`` (or ``[[``) open at once, unclosed ones included. The deepest page of the
@@ -51,9 +68,24 @@ mwparserfromhell treats markup nested deeper than 100 as text anyway; 256 unclos
 MAX_TABLE_ROWS = 20_000
 """Most table rows (``|-`` at the start of a line) in a page. The samples' largest page has 1,259;
 the tokenizer needs about 5 kB and 30 µs per row (100,000 rows: 500 MB, 3 s)."""
+BATCH_PAGES = 64
+"""Most pages sent to the worker in one round trip. A round trip costs the parent about
+50 µs of CPU on the 2-core development VM (pickling, two wake-ups), a small sample page
+about 700 µs to clean: per page, 64 pages make the round trip's share about 0.1%."""
+BATCH_CHARS = 4 << 20
+"""Most characters of wikitext per round trip (a batch holds at least one page, however
+large). Bounds what the parent and the child hold besides the page being cleaned."""
+GRACE_S = 0.25
+"""CPU seconds a page may take past ``timeout_s`` before the kernel stops it: the
+cleaner's own time guard (``CleanTimeout`` after ``timeout_s`` of the thread's CPU) gets
+to fire first on pages it can stop, which keeps the child (no restart)."""
+
+Cleaned = tuple[CleanResult | None, str | None]  # what cleaning one page gives
 
 _PR_SET_PDEATHSIG = 1
 _HEADER = struct.Struct("<Q")  # message length
+_PROGRESS = struct.Struct("<qd")  # the child's page in the batch (-1: none yet), its CPU s then
+_BACKSTOP_S = 1.0  # CPU s past the timer after which the parent kills the child itself
 
 
 def _depth(wikitext: str, opener: str, closer: str) -> int:
@@ -105,43 +137,63 @@ def clean_or_error(wikitext: str, options: CleanOptions) -> tuple[CleanResult | 
         return None, f"{type(e).__name__}: {e}"
 
 
+def batch_spans(sizes: Sequence[int]) -> list[tuple[int, int]]:
+    """Split pages of ``sizes`` (characters) into consecutive ``(start, stop)`` batches of
+    at most :data:`BATCH_PAGES` pages and :data:`BATCH_CHARS` characters (or one larger
+    page)."""
+    spans, start, chars = [], 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and (i - start >= BATCH_PAGES or chars + size > BATCH_CHARS):
+            spans.append((start, i))
+            start, chars = i, 0
+        chars += size
+    if start < len(sizes):
+        spans.append((start, len(sizes)))
+    return spans
+
+
 class PageWorkerError(RuntimeError):
     """Cleaning raised an unexpected exception (a bug) in the worker; holds its traceback."""
 
 
 class PageWorker:
-    """A child process that cleans pages one at a time under hard CPU and memory limits.
+    """A child process that cleans pages in batches under hard CPU and memory limits.
 
-    Started on the first :meth:`clean` (a ``fork`` of the calling process, a few ms) and
-    kept for the following pages; a page past a limit costs the child, and the next page
-    gets a fresh one. Use as a context manager or call :meth:`close`, from the thread that
-    created it (a Linux child dies when the thread that forked it ends).
+    Started on the first :meth:`clean_batch` (a ``fork`` of the calling process, a few ms)
+    and kept for the following pages; a page past a limit costs the child, and the rest of
+    its batch goes to a fresh one. Use as a context manager or call :meth:`close`, from
+    the thread that created it (a Linux child dies when the thread that forked it ends).
 
     Args:
-        timeout_s: CPU seconds one page may take in the child; the parent checks every
-            ``poll_s`` (default ``min(0.5, timeout_s / 4)``) once a page has taken that
-            long, so a page ends within ``timeout_s + poll_s`` of CPU.
+        timeout_s: CPU seconds one page may take in the child. The kernel stops the page
+            at ``timeout_s + GRACE_S`` (:data:`GRACE_S`; ``ITIMER_PROF``, exact to a clock
+            tick). Should the timer fail, the parent, waking every ``poll_s`` wall
+            seconds while a batch runs, kills the child once the page is one more second
+            of CPU past it (a backstop: normally the parent only blocks on the reply).
         memory_bytes: address space the child may add to what it had when forked
-            (``RLIMIT_AS``; Linux only, other systems have no per-page memory bound).
+            (``RLIMIT_AS``; Linux only, other systems have no per-page memory bound). The
+            batch in hand (at most :data:`BATCH_CHARS` of wikitext, with its copies)
+            counts against it.
+
+    Raises:
+        ValueError: ``timeout_s``, ``memory_bytes`` or ``poll_s`` not positive.
     """
 
-    def __init__(self, timeout_s: float, memory_bytes: int, poll_s: float | None = None):
-        if timeout_s <= 0 or memory_bytes <= 0:
-            raise ValueError(f"timeout_s and memory_bytes must be > 0, got {timeout_s}, "
-                             f"{memory_bytes}")  # fmt: skip
-        self.timeout_s, self.memory_bytes = timeout_s, memory_bytes
-        self.poll_s = poll_s if poll_s is not None else min(0.5, timeout_s / 4)
+    def __init__(self, timeout_s: float, memory_bytes: int, poll_s: float = 1.0):
+        if timeout_s <= 0 or memory_bytes <= 0 or poll_s <= 0:
+            raise ValueError(f"timeout_s, memory_bytes and poll_s must be > 0, got "
+                             f"{timeout_s}, {memory_bytes}, {poll_s}")  # fmt: skip
+        self.timeout_s, self.memory_bytes, self.poll_s = timeout_s, memory_bytes, poll_s
         self.pid: int | None = None
         self.starts = 0  # children forked so far
         self._chan: _Channel | None = None
-        self._proc: psutil.Process | None = None
+        self._progress: mmap.mmap | None = None  # shared with the child: _PROGRESS
         self._options: CleanOptions | None = None  # the options the child holds
-        self._cpu = 0.0  # the child's CPU seconds when it finished its last page
 
     @staticmethod
     def available() -> bool:
-        """Whether this platform can fork (not Windows)."""
-        return hasattr(os, "fork")
+        """Whether this platform can fork and time a process's CPU (not Windows)."""
+        return hasattr(os, "fork") and hasattr(signal, "ITIMER_PROF")
 
     def __enter__(self) -> PageWorker:
         return self
@@ -149,54 +201,98 @@ class PageWorker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def clean(self, wikitext: str, options: CleanOptions) -> tuple[CleanResult | None, str | None]:
-        """Clean one page in the child; the same result as :func:`clean_or_error`, or
-        ``(None, reason)`` when a guard stopped it (``time guard: …``, ``memory guard:
-        …``, ``worker died: …``).
+    def clean(self, wikitext: str, options: CleanOptions) -> Cleaned:
+        """Clean one page in the child (a batch of one: a round trip per page; prefer
+        :meth:`clean_batch`). See :meth:`clean_batch` for the results and errors."""
+        return self.clean_batch([wikitext], options)[0]
+
+    def clean_batch(self, wikitexts: Sequence[str], options: CleanOptions) -> list[Cleaned]:
+        """Clean pages in the child, one round trip per batch (:func:`batch_spans`).
+
+        Returns:
+            Per page, in order, what :func:`clean_or_error` returns, or ``(None, reason)``
+            when a guard stopped it: ``time guard: over Ns of CPU`` (N is ``timeout_s``),
+            ``memory guard: over N MiB of memory``, ``worker died: …`` (the child died on
+            the page twice, e.g. killed by the OOM killer).
 
         Raises:
             PageWorkerError: cleaning raised something other than a page's own failure.
         """
-        died = ""
-        for _ in range(2):  # a child killed from outside (OOM killer) gets one more try
-            if self.pid is not None and options is not self._options:
+        results: list[Cleaned | None] = [None] * len(wikitexts)
+        for start, stop in batch_spans([len(t) for t in wikitexts]):
+            self._run(wikitexts, list(range(start, stop)), options, results)
+        return results  # type: ignore[return-value]  # every page has its result
+
+    def _run(
+        self,
+        wikitexts: Sequence[str],
+        todo: list[int],
+        options: CleanOptions,
+        results: list[Cleaned | None],
+    ) -> None:
+        """Fill ``results[j]`` for every ``j`` in ``todo``, restarting the child as needed."""
+        deaths: dict[int, int] = {}
+        while todo:
+            if self.pid is not None and options is not self._options and options != self._options:
                 self._reap(wait_s=1.0)  # the child holds the options it was forked with
             if self.pid is None:
                 self._start(options)
+            _PROGRESS.pack_into(self._progress, 0, -1, 0.0)
             try:
-                self._chan.send(wikitext.encode("utf-8", "surrogatepass"))
+                self._chan.send(pickle.dumps([wikitexts[j] for j in todo], pickle.HIGHEST_PROTOCOL))
                 reply = self._wait()
-            except (EOFError, OSError):  # the child is gone: reap it, say how it ended
-                died = self._reap(wait_s=1.0)
+            except (EOFError, OSError):  # the child is gone
+                reply = None
+            if reply is not None:
+                done, last = reply
+                for j, (text, categories, error) in zip(todo, done, strict=False):
+                    results[j] = (None if error else CleanResult(text, categories)), error
+                del todo[: len(done)]
+                if last is None:
+                    continue
+                self._reap(wait_s=1.0)  # the child exits after a failure: memory or bug
+                if last[0] != "memory":
+                    raise PageWorkerError(f"cleaning failed in the page worker:\n{last[1]}")
+                mib = self.memory_bytes / 2**20
+                results[todo.pop(0)] = None, f"memory guard: over {mib:g} MiB of memory"
                 continue
-            if reply is None:
-                return None, f"time guard: over {self.timeout_s:g}s of CPU"
-            kind, *rest = reply
-            if kind == "ok":
-                text, categories, error, self._cpu = rest
-                return (None if error else CleanResult(text, categories)), error
-            self._reap(wait_s=1.0)  # the child exits after a failure: memory or bug
-            if kind == "memory":
-                return None, f"memory guard: over {self.memory_bytes / 2**20:g} MiB of memory"
-            raise PageWorkerError(f"cleaning failed in the page worker:\n{rest[0]}")
-        return None, f"worker died: {died}"
+            k = _PROGRESS.unpack_from(self._progress)[0]
+            how = self._reap(wait_s=1.0) if self.pid is not None else "killed by the time guard"
+            if not 0 <= k < len(todo):  # not on a page (between batches): blame the first
+                k = 0
+            elif how in ("killed by SIGPROF", "killed by the time guard"):
+                results[todo.pop(k)] = None, f"time guard: over {self.timeout_s:g}s of CPU"
+                continue
+            deaths[todo[k]] = deaths.get(todo[k], 0) + 1  # e.g. the OOM killer: one more try
+            if deaths[todo[k]] >= 2:
+                results[todo.pop(k)] = None, f"worker died: {how}"
 
     def _wait(self) -> tuple | None:
-        """The child's reply, or None once it spent more than ``timeout_s`` of CPU on
-        the page (it is then killed and reaped). Raises EOFError if it died."""
+        """The child's reply to a batch, or None once the backstop killed it (a page more
+        than ``timeout_s + GRACE_S + _BACKSTOP_S`` of CPU in, the timer not having fired).
+
+        Raises:
+            EOFError: the child died.
+        """
         while (message := self._chan.recv()) is None:  # no reply within poll_s
+            k, started = _PROGRESS.unpack_from(self._progress)
             try:
-                times = self._proc.cpu_times()
+                times = psutil.Process(self.pid).cpu_times()
             except psutil.Error:
                 raise EOFError from None
-            if times.user + times.system - self._cpu > self.timeout_s:
+            if k >= 0 and times.user + times.system - started > self._limit_s + _BACKSTOP_S:
                 self._kill()
                 return None
         # Trusted bytes: pickled by the child this object forked, never by the input.
         return pickle.loads(message)
 
+    @property
+    def _limit_s(self) -> float:
+        return self.timeout_s + GRACE_S
+
     def _start(self, options: CleanOptions) -> None:
         parent, child = socket.socketpair()
+        progress = mmap.mmap(-1, _PROGRESS.size)  # anonymous, shared with the child
         ppid = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: never return into the caller's code
@@ -204,14 +300,13 @@ class PageWorker:
             try:
                 parent.close()
                 _child_setup(ppid, child.fileno(), self.memory_bytes)
-                _serve(_Channel(child), options)
+                _serve(_Channel(child), options, progress, self._limit_s)
                 code = 0
             finally:
                 os._exit(code)
         child.close()
         self.pid, self._chan, self.starts = pid, _Channel(parent, self.poll_s), self.starts + 1
-        self._proc = psutil.Process(pid)
-        self._options, self._cpu = options, 0.0
+        self._progress, self._options = progress, options
 
     def _kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -223,7 +318,6 @@ class PageWorker:
         return how it ended."""
         pid, self.pid = self.pid, None
         self._chan.sock.close()
-        self._proc = None
         deadline = time.monotonic() + wait_s
         try:
             while True:
@@ -251,7 +345,7 @@ class PageWorker:
 
 def _child_setup(ppid: int, keep_fd: int, memory_bytes: int) -> None:
     """In the forked child: die with the parent, keep only stdio and its socket, ignore
-    ^C (the parent handles it), cap the address space."""
+    ^C (the parent handles it), let ``SIGPROF`` terminate, cap the address space."""
     if sys.platform == "linux":
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -259,6 +353,7 @@ def _child_setup(ppid: int, keep_fd: int, memory_bytes: int) -> None:
         os._exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGPROF, signal.SIG_DFL)  # the time guard: terminate, no core dump
     gc.freeze()  # the parent's objects: never collected (or finalized) here
     os.closerange(3, keep_fd)
     os.closerange(keep_fd + 1, max(keep_fd + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
@@ -284,7 +379,7 @@ def _out_of_memory(e: BaseException | None) -> bool:
 
 class _Channel:
     """Length-prefixed messages over one end of a socket pair, with one system call per
-    small message each way (a page's round trip costs four, the child's clock one more).
+    small message each way.
 
     Args:
         sock: a connected, blocking stream socket.
@@ -333,22 +428,35 @@ class _Channel:
         return memoryview(self.buf)[_HEADER.size : need]
 
 
-def _serve(chan: _Channel, options: CleanOptions) -> None:
-    """The child's loop: a page's wikitext (UTF-8) in, one pickled reply out: ``("ok",
-    text, categories, error, cpu_s)``, or ``("memory",)`` or ``("bug", traceback)`` after
-    which the child exits. Returns when the parent closes its socket."""
+def _serve(chan: _Channel, options: CleanOptions, progress: mmap.mmap, limit_s: float) -> None:
+    """The child's loop: a batch of pages in (a pickled list of wikitexts), one pickled
+    reply out: ``(done, last)``, ``done`` a ``(text, categories, error)`` per page cleaned
+    in order, ``last`` None, or ``("memory",)`` or ``("bug", traceback)`` for the page
+    after them, after which the child exits. Before each page, ``progress`` gets the
+    page's index and the CPU time, and the CPU timer gets ``limit_s``: a page that takes
+    longer dies by ``SIGPROF``. Returns when the parent closes its socket."""
     while True:
         try:
-            wikitext = str(chan.recv(), "utf-8", "surrogatepass")
+            message = chan.recv()
         except EOFError:
             return
-        try:
-            result, error = clean_or_error(wikitext, options)
-        except Exception as e:  # MemoryError: the C tokenizer wraps it in a SystemError
-            reply = ("memory",) if _out_of_memory(e) else ("bug", traceback.format_exc())
-            chan.send(pickle.dumps(reply))
+        wikitexts = pickle.loads(message)  # from the parent that forked this process
+        del message
+        done, last = [], None
+        for k in range(len(wikitexts)):
+            _PROGRESS.pack_into(progress, 0, k, time.process_time())
+            signal.setitimer(signal.ITIMER_PROF, limit_s)
+            try:
+                result, error = clean_or_error(wikitexts[k], options)
+            except Exception as e:  # MemoryError: the C tokenizer wraps it in a SystemError
+                last = ("memory",) if _out_of_memory(e) else ("bug", traceback.format_exc())
+                break
+            wikitexts[k] = None
+            done.append((result.text, result.categories, error) if result else (None, None, error))
+            del result
+        _PROGRESS.pack_into(progress, 0, len(wikitexts), time.process_time())
+        signal.setitimer(signal.ITIMER_PROF, limit_s)  # the reply, and the next batch's start
+        del wikitexts
+        chan.send(pickle.dumps((done, last), pickle.HIGHEST_PROTOCOL))
+        if last is not None:
             return
-        text, categories = (result.text, result.categories) if result else (None, None)
-        del result, wikitext
-        reply = ("ok", text, categories, error, time.process_time())
-        chan.send(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))

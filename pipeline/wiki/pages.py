@@ -28,6 +28,7 @@ from pipeline.wiki.xmlpages import DumpError, Page, PageReader, SiteInfo
 _WIKI_FROM_NAME = re.compile(r"^([a-z][a-z0-9_]*?wik[a-z]+)-")
 CHUNK = 1 << 20  # bytes fed to the XML parser at a time
 ROWS_PER_GROUP = 2000  # Parquet row group size; bounds the rows held in memory
+PENDING_ROWS = 1000  # most rows held back while their batch waits to be cleaned
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,23 @@ def page_row(
     ``too_large`` → ``parse_error`` when :func:`pipeline.wiki.guard.prescan` rejects the
     markup → cleaned (in ``worker`` when given, else in-process): ``ok``, or
     ``parse_error`` on mwparserfromhell's ``ParserError``, the time guard, recursion too
-    deep, or the worker's CPU or memory limit; ``empty`` if nothing is left.
+    deep, or the worker's CPU or memory limit; ``empty`` if nothing is left. One page per
+    call (a worker round trip each): :func:`iter_rows` cleans pages in batches instead.
     """
+    row, raw = _row(page, wiki, source, opts)
+    if raw is not None and worker is not None:
+        _set_cleaned(row, worker.clean(raw, clean))
+    elif raw is not None:
+        _set_cleaned(row, guard.clean_or_error(raw, clean))
+    return row
+
+
+def _row(page: Page, wiki: str, source: str, opts: ParseOptions) -> tuple[dict, str | None]:
+    """The row of ``page`` as :func:`page_row` gives it, and the wikitext left to clean:
+    None when the status is settled without cleaning (then the row is final)."""
     raw = page.text or ""
     nbytes = len(raw.encode("utf-8"))
-    text, categories, error = None, [], None
+    error, todo = None, None
     if page.ns not in opts.namespaces:
         status = "namespace"
     elif page.redirect_to is not None:
@@ -112,27 +125,46 @@ def page_row(
     elif (error := guard.prescan(raw)) is not None:
         status = "parse_error"
     else:
-        if worker is not None:
-            result, error = worker.clean(raw, clean)
-        else:
-            result, error = guard.clean_or_error(raw, clean)
-        if error is not None:
-            status = "parse_error"
-        else:
-            text, categories = result.text, result.categories
-            status = "ok" if text else "empty"
-            text = text or None
+        status, todo = "ok", raw  # settled by _set_cleaned
     return {
         "wiki": wiki, "page_id": page.page_id, "ns": page.ns, "title": page.title,
         "redirect_to": page.redirect_to, "revision_id": page.revision_id,
         "timestamp": _timestamp(page.timestamp), "content_model": page.content_model,
-        "wikitext_bytes": nbytes, "text": text, "categories": categories,
+        "wikitext_bytes": nbytes, "text": None, "categories": [],
         "status": status, "error": error, "source": source,
-    }  # fmt: skip
+    }, todo  # fmt: skip
+
+
+def _set_cleaned(row: dict, cleaned: guard.Cleaned) -> dict:
+    """Fill ``row``'s text, categories, status and error from cleaning's ``(result, error)``."""
+    result, error = cleaned
+    if error is not None:
+        row["status"], row["error"] = "parse_error", error
+    else:
+        row["text"], row["categories"] = result.text or None, result.categories
+        row["status"] = "ok" if result.text else "empty"
+    return row
+
+
+def _clean_rows(
+    pending: list[tuple[dict, str | None]], clean: CleanOptions, worker: guard.PageWorker | None
+) -> list[dict]:
+    """The final rows of ``pending`` (rows from :func:`_row`), their pages cleaned as one
+    batch: one worker round trip (or in-process, one page at a time)."""
+    texts = [raw for _, raw in pending if raw is not None]
+    if worker is not None:
+        cleaned = iter(worker.clean_batch(texts, clean))
+    else:
+        cleaned = (guard.clean_or_error(raw, clean) for raw in texts)
+    return [row if raw is None else _set_cleaned(row, next(cleaned)) for row, raw in pending]
 
 
 def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Iterator[dict]:
     """Yield the row of every page of ``task``, updating ``stats`` as it goes.
+
+    Pages to clean go in batches (up to :data:`pipeline.wiki.guard.BATCH_PAGES` pages or
+    :data:`~pipeline.wiki.guard.BATCH_CHARS` characters of wikitext, rows held back at most
+    :data:`PENDING_ROWS`): the rows come out in input order, a batch at a time.
 
     Raises:
         DumpError: damaged input when ``opts.on_damaged == "fail"``, or a multistream
@@ -146,6 +178,8 @@ def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Ite
     clean: CleanOptions | None = None
     wiki = ""
     worker = None
+    pending: list[tuple[dict, str | None]] = []  # rows waiting for their batch's cleaning
+    to_clean = chars = 0  # pages and characters of wikitext in pending left to clean
     if opts.page_worker and guard.PageWorker.available():  # forks on the first page cleaned
         worker = guard.PageWorker(opts.parse_timeout_s, opts.page_memory_bytes)
     closing = worker or contextlib.nullcontext()  # no cleaning process outlives the task
@@ -165,7 +199,14 @@ def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Ite
                     )
                     wiki = wiki_name(reader.siteinfo, source)
                 for page in pages:
-                    yield page_row(page, wiki, task["name"], opts, clean, worker)
+                    row, raw = _row(page, wiki, task["name"], opts)
+                    pending.append((row, raw))
+                    if raw is not None:
+                        to_clean, chars = to_clean + 1, chars + len(raw)
+                    if (to_clean >= guard.BATCH_PAGES or chars >= guard.BATCH_CHARS
+                            or len(pending) >= PENDING_ROWS):  # fmt: skip
+                        yield from _clean_rows(pending, clean, worker)
+                        pending, to_clean, chars = [], 0, 0
                 if not data:
                     break
         except DumpError as e:
@@ -179,6 +220,7 @@ def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Ite
                 "complete_pages_before": reader.pages_completed,
                 "cut_off_page": reader.pages_started > reader.pages_completed,
             }
+        yield from _clean_rows(pending, clean, worker)  # the last batch (up to any damage)
         stats.bytes_read = compressed_pos() - task["start"]
     # Pages read = complete <page> elements; a page cut off by damage is in stats.damaged.
     stats.pages = reader.pages_completed
