@@ -98,8 +98,10 @@ def bench_samples(repeat: int) -> list[dict]:
             if way == "no guards":
                 out = [guard.clean_or_error(t, opts) for t in texts]
             elif way == "pre-scan only":
-                out = [(None, r) if (r := guard.prescan(t)) else guard.clean_or_error(t, opts)
-                       for t in texts]  # fmt: skip
+                out = [
+                    (None, r) if (r := guard.prescan(t)) else guard.clean_or_error(t, opts)
+                    for t in texts
+                ]
             else:  # as pipeline.wiki.pages.iter_rows does: a worker round trip per batch
                 out = []
                 with guard.PageWorker(30.0, 1 << 30) as worker:
@@ -113,13 +115,19 @@ def bench_samples(repeat: int) -> list[dict]:
             outputs[way] = [(r.text, r.categories) if r else e for r, e in out]
     base = best["no guards"]
     return [
-        {"table": "samples", "way": w, "pages": len(texts),
-         "mb": sum(len(t.encode()) for t in texts) / MB, "cpu_s": best[w][0],
-         "wall_s": best[w][1], "cpu_pct": 100 * (best[w][0] / base[0] - 1),
-         "wall_pct": 100 * (best[w][1] / base[1] - 1),
-         "same": outputs[w] == outputs["no guards"]}
+        {
+            "table": "samples",
+            "way": w,
+            "pages": len(texts),
+            "mb": sum(len(t.encode()) for t in texts) / MB,
+            "cpu_s": best[w][0],
+            "wall_s": best[w][1],
+            "cpu_pct": 100 * (best[w][0] / base[0] - 1),
+            "wall_pct": 100 * (best[w][1] / base[1] - 1),
+            "same": outputs[w] == outputs["no guards"],
+        }
         for w in WAYS
-    ]  # fmt: skip
+    ]
 
 
 def bench_task(mb: int, repeat: int) -> list[dict]:
@@ -144,13 +152,20 @@ def bench_task(mb: int, repeat: int) -> list[dict]:
                 status = dict(stats.status)
     base = best["no guards"]
     return [
-        {"table": "task", "way": w, "pages": inp.pages, "mb": inp.xml_bytes / MB,
-         "cpu_s": best[w][0], "wall_s": best[w][1],
-         "cpu_pct": 100 * (best[w][0] / base[0] - 1),
-         "wall_pct": 100 * (best[w][1] / base[1] - 1),
-         "same": digests[w] == digests["no guards"], "status": status}
+        {
+            "table": "task",
+            "way": w,
+            "pages": inp.pages,
+            "mb": inp.xml_bytes / MB,
+            "cpu_s": best[w][0],
+            "wall_s": best[w][1],
+            "cpu_pct": 100 * (best[w][0] / base[0] - 1),
+            "wall_pct": 100 * (best[w][1] / base[1] - 1),
+            "same": digests[w] == digests["no guards"],
+            "status": status,
+        }
         for w in WAYS
-    ]  # fmt: skip
+    ]
 
 
 def crafted(sample: Path, out: Path, bad: dict[str, str], first_id: int) -> Path:
@@ -160,12 +175,14 @@ def crafted(sample: Path, out: Path, bad: dict[str, str], first_id: int) -> Path
     step = len(parts) // (len(bad) + 1)
     for k, (title, wikitext) in enumerate(bad.items()):
         page_id = first_id + k
-        page = (f"\n  <page>\n    <title>{escape(title)}</title>\n    <ns>0</ns>\n"
-                f"    <id>{page_id}</id>\n    <revision>\n      <id>{page_id}</id>\n"
-                "      <timestamp>2025-02-01T00:00:00Z</timestamp>\n"
-                "      <model>wikitext</model>\n      <format>text/x-wiki</format>\n"
-                f'      <text xml:space="preserve">{escape(wikitext)}</text>\n'
-                "    </revision>\n  </page>\n")  # fmt: skip
+        page = (
+            f"\n  <page>\n    <title>{escape(title)}</title>\n    <ns>0</ns>\n"
+            f"    <id>{page_id}</id>\n    <revision>\n      <id>{page_id}</id>\n"
+            "      <timestamp>2025-02-01T00:00:00Z</timestamp>\n"
+            "      <model>wikitext</model>\n      <format>text/x-wiki</format>\n"
+            f'      <text xml:space="preserve">{escape(wikitext)}</text>\n'
+            "    </revision>\n  </page>\n"
+        )
         parts[(k + 1) * step] = page + parts[(k + 1) * step].lstrip("\n")
     out.write_bytes(bz2.compress("</page>".join(parts).encode("utf-8"), 1))
     return out
@@ -178,16 +195,26 @@ def child_parse(out: str, inputs: list[str]) -> None:
     from pipeline.spark.parse_stage import run_parse
     from pipeline.stage_config import load_config
 
-    cfg = load_config(overrides=[
-        f"parse.input={json.dumps(inputs)}", f"parse.out={out}", "spark.master=local[2]",
-        "spark.ui_enabled=false", "spark.log_level=ERROR",
-    ])  # fmt: skip
+    cfg = load_config(
+        overrides=[
+            f"parse.input={json.dumps(inputs)}",
+            f"parse.out={out}",
+            "spark.master=local[2]",
+            "spark.ui_enabled=false",
+            "spark.log_level=ERROR",
+        ]
+    )
     stats = run_parse(cfg, progress=False)
     rows = pq.read_table([f"{out}/{f}" for f in stats["files"]]).to_pylist()
-    bad = sorted({r["title"]: r["error"] or r["status"] for r in rows
-                  if r["title"].startswith("Guard")}.items())  # fmt: skip
-    print("BENCH " + json.dumps({"status": stats["totals"]["status"], "bad": bad,
-                                 "tasks": stats["tasks"]}))  # fmt: skip
+    bad = sorted(
+        {
+            r["title"]: r["error"] or r["status"] for r in rows if r["title"].startswith("Guard")
+        }.items()
+    )
+    print(
+        "BENCH "
+        + json.dumps({"status": stats["totals"]["status"], "bad": bad, "tasks": stats["tasks"]})
+    )
 
 
 def bench_rss() -> list[dict]:
@@ -196,34 +223,58 @@ def bench_rss() -> list[dict]:
     sample = parse_bench.SAMPLE
     for label, bad in (("issue-12 shapes", BAD), ("+ 4 MiB dense-links page", BAD | DENSE)):
         with tempfile.TemporaryDirectory(prefix="bench-guard-rss-") as tmp:
-            inputs = [str(crafted(sample, Path(tmp) / f"enwiki-crafted{i}-pages-articles.xml.bz2",
-                                  bad, 90_000_000 + 100 * i)) for i in range(2)]  # fmt: skip
+            inputs = [
+                str(
+                    crafted(
+                        sample,
+                        Path(tmp) / f"enwiki-crafted{i}-pages-articles.xml.bz2",
+                        bad,
+                        90_000_000 + 100 * i,
+                    )
+                )
+                for i in range(2)
+            ]
             argv = [sys.executable, __file__, "--child", f"{tmp}/pages", *inputs]
             m = parse_bench.run_measured(argv)
         lines = [x for x in m.stdout.splitlines() if x.startswith("BENCH ")]
         if m.returncode != 0 or not lines:
             raise SystemExit(f"parse failed ({m.returncode}):\n{m.stderr[-3000:]}")
         r = json.loads(lines[-1][6:])
-        rows.append({"table": "rss", "dump": label, "seconds": m.seconds, "cpu_s": m.cpu_seconds,
-                     "peak_rss": m.peak_rss, "status": r["status"], "bad": r["bad"],
-                     "tasks": r["tasks"]})  # fmt: skip
+        rows.append(
+            {
+                "table": "rss",
+                "dump": label,
+                "seconds": m.seconds,
+                "cpu_s": m.cpu_seconds,
+                "peak_rss": m.peak_rss,
+                "status": r["status"],
+                "bad": r["bad"],
+                "tasks": r["tasks"],
+            }
+        )
     return rows
 
 
 def print_tables(rows: list[dict]) -> None:
     """Markdown tables of the measured rows."""
-    for name, title in (("samples", "every page of the shared samples, in-process"),
-                        ("task", "run_task on the parse benchmark's dump, one task")):  # fmt: skip
+    for name, title in (
+        ("samples", "every page of the shared samples, in-process"),
+        ("task", "run_task on the parse benchmark's dump, one task"),
+    ):
         part = [r for r in rows if r["table"] == name]
         if not part:
             continue
-        print(f"### Guard cost on normal pages: {title} ({part[0]['pages']} pages, "
-              f"{part[0]['mb']:.1f} MB of wikitext/XML)\n")  # fmt: skip
+        print(
+            f"### Guard cost on normal pages: {title} ({part[0]['pages']} pages, "
+            f"{part[0]['mb']:.1f} MB of wikitext/XML)\n"
+        )
         print("| way | CPU s | vs no guards | wall s | vs no guards | same output |")
         print("|---|---:|---:|---:|---:|---|")
         for r in part:
-            print(f"| {r['way']} | {r['cpu_s']:.2f} | {r['cpu_pct']:+.1f}% | {r['wall_s']:.2f} "
-                  f"| {r['wall_pct']:+.1f}% | {'yes' if r['same'] else 'NO'} |")  # fmt: skip
+            print(
+                f"| {r['way']} | {r['cpu_s']:.2f} | {r['cpu_pct']:+.1f}% | {r['wall_s']:.2f} "
+                f"| {r['wall_pct']:+.1f}% | {'yes' if r['same'] else 'NO'} |"
+            )
         print()
     part = [r for r in rows if r["table"] == "rss"]
     if part:
@@ -233,9 +284,11 @@ def print_tables(rows: list[dict]) -> None:
         for r in part:
             st = ", ".join(f"{k} {v}" for k, v in r["status"].items() if v)
             bad = "; ".join(f"{t.removeprefix('Guard ')}: {e}" for t, e in r["bad"])
-            print(f"| {r['dump']} | {r['seconds']:.1f} | {r['cpu_s']:.1f} "
-                  f"| {r['peak_rss'] / 2**20:.0f} | {'yes' if r['peak_rss'] < 2e9 else 'NO'} "
-                  f"| {st} | {bad} |")  # fmt: skip
+            print(
+                f"| {r['dump']} | {r['seconds']:.1f} | {r['cpu_s']:.1f} "
+                f"| {r['peak_rss'] / 2**20:.0f} | {'yes' if r['peak_rss'] < 2e9 else 'NO'} "
+                f"| {st} | {bad} |"
+            )
         print()
 
 
@@ -261,9 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         rows += bench_task(args.mb, args.repeat)
     if "rss" in only:
         rows += bench_rss()
-    print(f"## Page guard benchmark\n\n{os.cpu_count()} cores; load average {load:.2f} before, "
-          f"{os.getloadavg()[0]:.2f} after. Limits: nesting {guard.MAX_NESTING}, table rows "
-          f"{guard.MAX_TABLE_ROWS}, time guard 30 s of CPU, memory 1 GiB per page.\n")  # fmt: skip
+    print(
+        f"## Page guard benchmark\n\n{os.cpu_count()} cores; load average {load:.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after. Limits: nesting {guard.MAX_NESTING}, table rows "
+        f"{guard.MAX_TABLE_ROWS}, time guard 30 s of CPU, memory 1 GiB per page.\n"
+    )
     print_tables(rows)
     return 0
 

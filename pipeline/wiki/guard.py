@@ -18,8 +18,10 @@ make it (or the cleaner's own text passes) quadratic or worse: unclosed ``{{a|``
    killed it, gives it ``time guard: …`` and sends the batch's other pages to a fresh
    child. The child's address space is capped (``RLIMIT_AS``), so one page cannot take
    the executor's memory; it dies with its parent (``PR_SET_PDEATHSIG`` on Linux) and is
-   reaped on :meth:`PageWorker.close`. Cost: one round trip per batch, a timer system
-   call per page (under 2% of CPU on the shared samples; ``benchmarks/page_guard.py``).
+   reaped on :meth:`PageWorker.close`. Cost: one round trip per batch and a timer system
+   call per page, 15-30 µs of the parent's CPU per page of the shared samples (mostly
+   pickling; 2-3% of cleaning them), against 85 µs for a round trip per page
+   (``benchmarks/page_guard.py``).
 
 A rejected page gets status ``parse_error`` and one of these errors (prefix first):
 ``nesting too deep: …``, ``table too large: …``, ``time guard: …``, ``memory guard: …``,
@@ -181,8 +183,10 @@ class PageWorker:
 
     def __init__(self, timeout_s: float, memory_bytes: int, poll_s: float = 1.0):
         if timeout_s <= 0 or memory_bytes <= 0 or poll_s <= 0:
-            raise ValueError(f"timeout_s, memory_bytes and poll_s must be > 0, got "
-                             f"{timeout_s}, {memory_bytes}, {poll_s}")  # fmt: skip
+            raise ValueError(
+                f"timeout_s, memory_bytes and poll_s must be > 0, got "
+                f"{timeout_s}, {memory_bytes}, {poll_s}"
+            )
         self.timeout_s, self.memory_bytes, self.poll_s = timeout_s, memory_bytes, poll_s
         self.pid: int | None = None
         self.starts = 0  # children forked so far
@@ -237,9 +241,10 @@ class PageWorker:
                 self._reap(wait_s=1.0)  # the child holds the options it was forked with
             if self.pid is None:
                 self._start(options)
-            _PROGRESS.pack_into(self._progress, 0, -1, 0.0)
+            _, chan, progress = self._live()
+            _PROGRESS.pack_into(progress, 0, -1, 0.0)
             try:
-                self._chan.send(pickle.dumps([wikitexts[j] for j in todo], pickle.HIGHEST_PROTOCOL))
+                chan.send(pickle.dumps([wikitexts[j] for j in todo], pickle.HIGHEST_PROTOCOL))
                 reply = self._wait()
             except (EOFError, OSError):  # the child is gone
                 reply = None
@@ -256,7 +261,7 @@ class PageWorker:
                 mib = self.memory_bytes / 2**20
                 results[todo.pop(0)] = None, f"memory guard: over {mib:g} MiB of memory"
                 continue
-            k = _PROGRESS.unpack_from(self._progress)[0]
+            k = _PROGRESS.unpack_from(progress)[0]
             how = self._reap(wait_s=1.0) if self.pid is not None else "killed by the time guard"
             if not 0 <= k < len(todo):  # not on a page (between batches): blame the first
                 k = 0
@@ -274,10 +279,11 @@ class PageWorker:
         Raises:
             EOFError: the child died.
         """
-        while (message := self._chan.recv()) is None:  # no reply within poll_s
-            k, started = _PROGRESS.unpack_from(self._progress)
+        pid, chan, progress = self._live()
+        while (message := chan.recv()) is None:  # no reply within poll_s
+            k, started = _PROGRESS.unpack_from(progress)
             try:
-                times = psutil.Process(self.pid).cpu_times()
+                times = psutil.Process(pid).cpu_times()
             except psutil.Error:
                 raise EOFError from None
             if k >= 0 and times.user + times.system - started > self._limit_s + _BACKSTOP_S:
@@ -285,6 +291,16 @@ class PageWorker:
                 return None
         # Trusted bytes: pickled by the child this object forked, never by the input.
         return pickle.loads(message)
+
+    def _live(self) -> tuple[int, _Channel, mmap.mmap]:
+        """The running child's pid, channel and progress block.
+
+        Raises:
+            PageWorkerError: no child is running (a bug of this class's callers).
+        """
+        if self.pid is None or self._chan is None or self._progress is None:
+            raise PageWorkerError("the page worker has no running child")
+        return self.pid, self._chan, self._progress
 
     @property
     def _limit_s(self) -> float:
@@ -310,14 +326,15 @@ class PageWorker:
 
     def _kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
+            os.kill(self._live()[0], signal.SIGKILL)
         self._reap()
 
     def _reap(self, wait_s: float = 0.0) -> str:
         """Forget the child after waiting for its exit (up to ``wait_s``, then SIGKILL);
         return how it ended."""
-        pid, self.pid = self.pid, None
-        self._chan.sock.close()
+        pid, chan, _ = self._live()
+        self.pid = None
+        chan.sock.close()
         deadline = time.monotonic() + wait_s
         try:
             while True:
@@ -440,6 +457,8 @@ def _serve(chan: _Channel, options: CleanOptions, progress: mmap.mmap, limit_s: 
             message = chan.recv()
         except EOFError:
             return
+        if message is None:  # no timeout is set on the child's end; nothing to do
+            continue
         wikitexts = pickle.loads(message)  # from the parent that forked this process
         del message
         done, last = [], None

@@ -127,19 +127,28 @@ def _row(page: Page, wiki: str, source: str, opts: ParseOptions) -> tuple[dict, 
     else:
         status, todo = "ok", raw  # settled by _set_cleaned
     return {
-        "wiki": wiki, "page_id": page.page_id, "ns": page.ns, "title": page.title,
-        "redirect_to": page.redirect_to, "revision_id": page.revision_id,
-        "timestamp": _timestamp(page.timestamp), "content_model": page.content_model,
-        "wikitext_bytes": nbytes, "text": None, "categories": [],
-        "status": status, "error": error, "source": source,
-    }, todo  # fmt: skip
+        "wiki": wiki,
+        "page_id": page.page_id,
+        "ns": page.ns,
+        "title": page.title,
+        "redirect_to": page.redirect_to,
+        "revision_id": page.revision_id,
+        "timestamp": _timestamp(page.timestamp),
+        "content_model": page.content_model,
+        "wikitext_bytes": nbytes,
+        "text": None,
+        "categories": [],
+        "status": status,
+        "error": error,
+        "source": source,
+    }, todo
 
 
 def _set_cleaned(row: dict, cleaned: guard.Cleaned) -> dict:
     """Fill ``row``'s text, categories, status and error from cleaning's ``(result, error)``."""
     result, error = cleaned
-    if error is not None:
-        row["status"], row["error"] = "parse_error", error
+    if error is not None or result is None:
+        row["status"], row["error"] = "parse_error", error or "no cleaning result"
     else:
         row["text"], row["categories"] = result.text or None, result.categories
         row["status"] = "ok" if result.text else "empty"
@@ -147,11 +156,16 @@ def _set_cleaned(row: dict, cleaned: guard.Cleaned) -> dict:
 
 
 def _clean_rows(
-    pending: list[tuple[dict, str | None]], clean: CleanOptions, worker: guard.PageWorker | None
+    pending: list[tuple[dict, str | None]],
+    clean: CleanOptions | None,
+    worker: guard.PageWorker | None,
 ) -> list[dict]:
     """The final rows of ``pending`` (rows from :func:`_row`), their pages cleaned as one
-    batch: one worker round trip (or in-process, one page at a time)."""
+    batch: one worker round trip (or in-process, one page at a time). ``clean`` is None
+    only before the first page, when ``pending`` is empty."""
     texts = [raw for _, raw in pending if raw is not None]
+    if not texts or clean is None:
+        return [row for row, _ in pending]
     if worker is not None:
         cleaned = iter(worker.clean_batch(texts, clean))
     else:
@@ -189,8 +203,11 @@ def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Ite
                 try:
                     data = stream.read(CHUNK)
                 except (OSError, EOFError) as e:
-                    raise DumpError(source, f"corrupt compressed data ({e})",
-                                    f"compressed byte {compressed_pos()}") from None  # fmt: skip
+                    raise DumpError(
+                        source,
+                        f"corrupt compressed data ({e})",
+                        f"compressed byte {compressed_pos()}",
+                    ) from None
                 stats.uncompressed_bytes += len(data)
                 pages = reader.feed(data) if data else reader.close()
                 if pages and clean is None:
@@ -203,8 +220,11 @@ def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Ite
                     pending.append((row, raw))
                     if raw is not None:
                         to_clean, chars = to_clean + 1, chars + len(raw)
-                    if (to_clean >= guard.BATCH_PAGES or chars >= guard.BATCH_CHARS
-                            or len(pending) >= PENDING_ROWS):  # fmt: skip
+                    if (
+                        to_clean >= guard.BATCH_PAGES
+                        or chars >= guard.BATCH_CHARS
+                        or len(pending) >= PENDING_ROWS
+                    ):
                         yield from _clean_rows(pending, clean, worker)
                         pending, to_clean, chars = [], 0, 0
                 if not data:
