@@ -17,6 +17,8 @@ import posixpath
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pipeline.contracts import versioned_object
+
 FORMAT = "spark-gpu-pipeline/shards"
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
@@ -172,18 +174,15 @@ class ShardsManifest:
                 missing or mistyped field; a derived count that does not match its shards;
                 a path that is absolute or leaves the dataset folder.
         """
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ManifestError(f"{where}: not JSON ({e})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ManifestError(f"{where}: not a shards manifest (format must be {FORMAT!r})")
-        if data.get("format_version") != FORMAT_VERSION:
-            old = data.get("format_version", data.get("version"))
-            raise ManifestError(
-                f"{where}: manifest version {old} is not supported (this code reads version "
-                f"{FORMAT_VERSION}); re-run `pipeline featurise` with this code into a new folder"
-            )
+        data = versioned_object(
+            raw,
+            where,
+            fmt=FORMAT,
+            version=FORMAT_VERSION,
+            what="shards manifest",
+            rerun="re-run `pipeline featurise` with this code into a new folder",
+            error=ManifestError,
+        )
         r = _Reader(data, where)
         splits = {}
         for name, sd in r.get("splits", dict).items():

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from pipeline.contracts import versioned_object
 from pipeline.fs import filesystem, join_uri
 
 FORMAT = "pages"
@@ -167,17 +168,15 @@ class PagesStats:
             PagesError: not JSON, another format or version, a missing or mistyped field,
                 a part file name that is not a plain name.
         """
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise PagesError(f"{where}: not JSON ({e})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise PagesError(f"{where}: not a pages table (format must be {FORMAT!r})")
-        if data.get("format_version") != FORMAT_VERSION:
-            raise PagesError(
-                f"{where}: pages format version {data.get('format_version')} is not "
-                f"supported (this code reads {FORMAT_VERSION}); re-run `pipeline parse`"
-            )
+        data = versioned_object(
+            raw,
+            where,
+            fmt=FORMAT,
+            version=FORMAT_VERSION,
+            what="pages table",
+            rerun="re-run `pipeline parse` with this code into a new folder",
+            error=PagesError,
+        )
         try:
             inputs = tuple(
                 InputStats(**{**i, "damaged": Damage(**i["damaged"]) if i["damaged"] else None})

@@ -51,7 +51,7 @@ def test_old_version_and_other_formats_are_named(dataset: Path) -> None:
     with pytest.raises(ManifestError, match="not JSON"):
         ShardsManifest.from_json(b"{", "m")
     (dataset / fmt.MANIFEST).write_bytes(edited(dataset, v1))
-    with pytest.raises(fmt.ShardError, match="shards/manifest.json: manifest version 1"):
+    with pytest.raises(fmt.ShardError, match="shards/manifest.json: shards manifest version 1"):
         fmt.load_manifest(str(dataset))
 
 
