@@ -62,6 +62,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.results import Results  # noqa: E402
+from pipeline import outputs  # noqa: E402
+from pipeline.errors import OutputError  # noqa: E402
 
 SAMPLE = (
     ROOT.parent
@@ -238,16 +240,39 @@ def child_parse(dump: str, out: str, master: str, split_bytes: int) -> None:
     print("BENCH " + json.dumps(result))
 
 
+def _keep_claim(keep: Path) -> outputs.Claim:
+    """What lies at ``--keep-pages``; exits naming it when it is not ours to replace."""
+    try:
+        return outputs.claim_output("parse", str(keep), overwrite=True)
+    except OutputError as e:
+        raise SystemExit(f"benchmarks/parse.py: --keep-pages: {e}") from None
+
+
+def keep_pages(pages: Path, keep: Path) -> None:
+    """Copy the pages folder ``pages`` to ``keep``, replacing only a previous parse output's
+    own files there (anything else is kept).
+
+    Raises:
+        SystemExit: ``keep`` holds something else (named), before anything is copied.
+    """
+    claim = _keep_claim(keep)
+    if claim.previous is not None:
+        outputs.remove_owned(outputs.LOCAL, str(keep.resolve()), claim.previous)
+    shutil.copytree(pages, keep, dirs_exist_ok=True)
+
+
 def bench_ours(inp: BenchInput, master: str, tasks: int, keep: Path | None = None) -> dict:
     """Our parse stage on ``inp`` with ``master``, in its own process; the pages it made
-    are copied to ``keep`` (replacing it) when given."""
+    are copied to ``keep`` when given: a new or empty folder, or a previous parse output
+    (its own files are replaced, anything else there is kept; :mod:`pipeline.outputs`)."""
+    if keep is not None:
+        _keep_claim(keep)  # before the run: a folder of someone else's is refused at once
     split = max(1, inp.dump.stat().st_size // tasks)
     with tempfile.TemporaryDirectory(prefix="bench-parse-") as tmp:
         argv = [sys.executable, __file__, "--child", str(inp.dump), f"{tmp}/pages", master]
         m = run_measured([*argv, str(split)])
         if keep is not None and m.returncode == 0:
-            shutil.rmtree(keep, ignore_errors=True)
-            shutil.copytree(f"{tmp}/pages", keep)
+            keep_pages(Path(tmp) / "pages", keep)
     lines = [x for x in m.stdout.splitlines() if x.startswith("BENCH ")]
     if m.returncode != 0 or not lines:
         raise SystemExit(f"parse with {master} failed ({m.returncode}):\n{m.stderr[-3000:]}")

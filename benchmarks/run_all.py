@@ -4,7 +4,7 @@
 
 Runs ``benchmarks/parse.py`` (which keeps the pages of its input), then
 ``benchmarks/featurise.py`` on those pages, then ``benchmarks/train.py`` on the shards it
-made, each in its own process with ``--json OUT/results/NAME.json``, and writes
+made, each in its own process with ``--json`` pointing into a temporary folder, and writes
 ``OUT/bench.json`` (machine, commands, exit codes, seconds, each script's results as it
 wrote them, every target with its verdict, the printed output) and ``OUT/bench.md`` (the
 machine, the targets, the printed tables). When CUDA is present it also trains a ladder of
@@ -23,6 +23,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,6 @@ def run_benchmark(name: str, cmd: list[str], results: Path) -> dict[str, Any]:
     reason in ``error``, when it failed or wrote none)."""
     cmd = [*cmd, "--json", str(results)]
     print(f"bench: {name}: {' '.join(cmd)}", flush=True)
-    results.unlink(missing_ok=True)
     started = time.perf_counter()
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
@@ -186,7 +186,7 @@ def run_bench(which: str, out: Path, quick: bool = False) -> dict[str, Any]:
     Returns the ``bench.json`` content.
     """
     out = out.resolve()
-    (out / "results").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     py = sys.executable
     pages, shards = out / "pages", out / "featurise" / "local[2]"
     cmds = {
@@ -204,10 +204,13 @@ def run_bench(which: str, out: Path, quick: bool = False) -> dict[str, Any]:
         + (["--steps", "10"] if quick else []),
     }
     result: dict[str, Any] = {"machine": machine(), "benchmarks": {}}
-    for name in BENCHMARKS:
-        if which in (name, "all"):
-            json_path = out / "results" / f"{name}.json"
-            result["benchmarks"][name] = run_benchmark(name, cmds[name], json_path)
+    # Each script's results land in a fresh folder of this run (bench.json keeps them): a
+    # stale file can never be read as a new result, and nothing is deleted to ensure it.
+    with tempfile.TemporaryDirectory(prefix="bench-results-") as tmp:
+        for name in BENCHMARKS:
+            if which in (name, "all"):
+                json_path = Path(tmp) / f"{name}.json"
+                result["benchmarks"][name] = run_benchmark(name, cmds[name], json_path)
     if which in ("train", "all"):
         import torch
 

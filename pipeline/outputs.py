@@ -42,7 +42,7 @@ import pyarrow.fs as pafs
 
 import pipeline
 from pipeline.errors import OutputError
-from pipeline.fs import atomic_write, read_json_or_none
+from pipeline.fs import atomic_write, filesystem, read_json_or_none
 
 MARKER = "_pipeline_output.json"
 LOCAL = pafs.LocalFileSystem()
@@ -212,7 +212,6 @@ def claim_output(stage: str, out: str, *, overwrite: bool) -> Claim:
             previous output of another stage; a previous output of this stage without
             ``overwrite``.
     """
-    from pipeline.fs import filesystem
 
     fs, path = filesystem(out)
     if isinstance(fs, pafs.LocalFileSystem):
@@ -254,32 +253,30 @@ def claim_output(stage: str, out: str, *, overwrite: bool) -> Claim:
         )
     owned = set(marker["files"])
     found = _listing(fs, path)
-    foreign = [f for f in found if f not in owned and not _under_owned_dir(f, owned)]
+    foreign = [f for f in found if f not in owned]
     return Claim(exists=True, previous=marker, foreign=foreign)
 
 
-def _under_owned_dir(name: str, owned: set[str]) -> bool:
-    """Whether ``name`` lies in a folder the marker lists as wholly owned (``dir/``)."""
-    return any(o.endswith("/") and name.startswith(o) for o in owned)
-
-
 def remove_owned(fs: pafs.FileSystem, folder: str, marker: dict[str, Any]) -> list[str]:
-    """Delete from ``folder`` the files ``marker`` lists (``dir/`` entries: the whole
-    folder), then the folders left empty; return the relative paths left (not ours)."""
+    """Delete from ``folder`` the files ``marker`` lists, then the folders that deleting them
+    left empty; return the relative paths left (not ours). Folders the marker lists
+    (``dir/``, a run folder's) and folders we did not empty are never deleted."""
+    emptied: set[str] = set()
     for name in marker["files"]:
-        target = f"{folder}/{name.rstrip('/')}"
-        kind = fs.get_file_info(target).type
-        if kind == pafs.FileType.File:
+        target = f"{folder}/{name}"
+        if fs.get_file_info(target).type == pafs.FileType.File:
             fs.delete_file(target)
-        elif kind == pafs.FileType.Directory and name.endswith("/"):
-            fs.delete_dir(target)
-    left = _listing(fs, folder) if fs.get_file_info(folder).type else []
-    if isinstance(fs, pafs.LocalFileSystem):  # empty folders: gone; object stores have none
-        for dirpath, _dirs, _files in sorted(os.walk(folder), key=lambda t: -len(t[0])):
-            if dirpath != folder and not os.listdir(dirpath):
-                os.rmdir(dirpath)
-        left = _listing(fs, folder)
-    return left
+            parent = posixpath.dirname(name)
+            while parent:
+                emptied.add(parent)
+                parent = posixpath.dirname(parent)
+    for rel in sorted(emptied, key=len, reverse=True):  # a child's path is longer
+        path = f"{folder}/{rel}"
+        if fs.get_file_info(path).type == pafs.FileType.Directory and not fs.get_file_info(
+            pafs.FileSelector(path)
+        ):
+            fs.delete_dir(path)
+    return _listing(fs, folder) if fs.get_file_info(folder).type else []
 
 
 def staging_record(stage: str, target: str) -> dict[str, Any]:
@@ -340,12 +337,13 @@ RUN_FILES = (
 )
 
 
-def claim_run_folder(run: str, data: str) -> None:
+def claim_run_folder(run: str, data: str, *, create: bool = True) -> None:
     """Check that the train stage may write the run folder ``run``; mark it as a run.
 
-    A new or empty folder gets the marker; a folder with the train marker is a previous
-    run, which training resumes (its checkpoints decide whether it may). Run folders are
-    POSIX paths (README, "Storage").
+    A new or empty folder gets the marker (with ``create``; without it nothing is written:
+    a check before any work); a folder with the train marker is a previous run, which
+    training resumes (its checkpoints decide whether it may). Run folders are POSIX paths
+    (README, "Storage").
 
     Raises:
         OutputError: the run folder overlaps the shards ``data``; it is a file; it holds
@@ -371,5 +369,6 @@ def claim_run_folder(run: str, data: str) -> None:
                 f"another {where}"
             )
         return
-    os.makedirs(path, exist_ok=True)
-    write_marker(fs, path, marker_record("train", RUN_FILES))
+    if create:
+        os.makedirs(path, exist_ok=True)
+        write_marker(fs, path, marker_record("train", RUN_FILES))

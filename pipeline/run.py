@@ -248,12 +248,7 @@ def _claim_outputs(cfg: PipelineConfig, todo: list[str], dirs: dict[str, Path]) 
     try:
         for stage in todo:
             if stage == "train":
-                folder = str(dirs["train"])
-                outputs.check_not_input("train", folder, [str(dirs["featurise"])])
-                if os.path.isdir(folder) and os.listdir(folder):
-                    marker = outputs.read_marker(pafs.LocalFileSystem(), os.path.realpath(folder))
-                    if marker is None or marker["stage"] != "train":
-                        outputs.claim_run_folder(folder, str(dirs["featurise"]))
+                outputs.claim_run_folder(str(dirs["train"]), str(dirs["featurise"]), create=False)
             else:
                 outputs.claim_output(stage, str(dirs[stage]), overwrite=True)
         stage = "report"

@@ -8,7 +8,6 @@ progress, and commits ``pages/`` with ``_stats.json``, ``_config.yaml`` and ``_S
 from __future__ import annotations
 
 import functools
-import re
 import time
 from collections import Counter
 from dataclasses import asdict, replace
@@ -30,6 +29,7 @@ from pipeline.contracts.pages import (
 )
 from pipeline.outputs import check_not_input
 from pipeline.spark.commit import StagedOutput
+from pipeline.spark.errors import is_spark_error, spark_text, worker_exception
 from pipeline.spark.progress import run_with_progress
 from pipeline.spark.session import build_spark_session
 from pipeline.stage_config import PipelineConfig
@@ -55,59 +55,58 @@ def _plain(stats: pages.TaskStats) -> dict[str, Any]:
 
 
 def _dump_error_from(exc: Exception) -> DumpError | None:
-    """Recover the executor's DumpError message from Spark's wrapped exception."""
-    m = re.search(r"DumpError: (.+?)(?:\n|$)", str(exc))
-    if m is None:
+    """The executor's DumpError (damaged input, with file and position) inside Spark's
+    wrapped exception (:func:`pipeline.spark.errors.worker_exception`), or None."""
+    found = worker_exception(spark_text(exc)) if is_spark_error(exc) else None
+    if found is None or found[0].rsplit(".", 1)[-1] != "DumpError":
         return None
     err = DumpError("", "")
-    err.args = (m.group(1),)
+    err.args = (found[1],)
     return err
+
+
+_COUNTS = ("pages", "rows", "bytes_read", "uncompressed_bytes")
+
+
+def _zero() -> dict[str, Any]:
+    return {**dict.fromkeys(_COUNTS, 0), "status": Counter(), "namespaces": Counter()}
+
+
+def _add(acc: dict[str, Any], row: dict[str, Any]) -> None:
+    for key in _COUNTS:
+        acc[key] += row[key]
+    acc["status"].update(row["status"])
+    acc["namespaces"].update(row["namespaces"])
 
 
 def _summarise(inputs, results, **rest: Any) -> PagesStats:
     """The job's ``_stats.json`` from the tasks' stats rows (summed per input file)."""
-    per_input: dict[str, dict[str, Any]] = {
-        uri: {
-            "file": uri,
-            "size": size,
-            "tasks": 0,
-            "pages": 0,
-            "rows": 0,
-            "bytes_read": 0,
-            "uncompressed_bytes": 0,
-            "status": Counter(),
-            "namespaces": Counter(),
-            "damaged": None,
-        }
+    per_input = {
+        uri: {"file": uri, "size": size, "tasks": 0, "damaged": None, **_zero()}
         for uri, size in inputs
     }
     for r in results:
         d = per_input[r["source"]]
         d["tasks"] += 1
-        for key in ("pages", "rows", "bytes_read", "uncompressed_bytes"):
-            d[key] += r[key]
-        d["status"].update(r["status"])
-        d["namespaces"].update(r["namespaces"])
+        _add(d, r)
         if r["damaged"]:
             d["damaged"] = Damage(**r["damaged"])
-    totals: dict[str, Any] = {
-        "pages": 0,
-        "rows": 0,
-        "bytes_read": 0,
-        "uncompressed_bytes": 0,
-        "status": Counter(),
-        "namespaces": Counter(),
-    }
+    totals = _zero()
     for d in per_input.values():
-        for key in ("pages", "rows", "bytes_read", "uncompressed_bytes"):
-            totals[key] += d[key]
-        totals["status"].update(d["status"])
-        totals["namespaces"].update(d["namespaces"])
-        d["status"], d["namespaces"] = dict(d["status"]), dict(d["namespaces"])
-    totals["status"] = {s: totals["status"].get(s, 0) for s in STATUSES}
-    totals["namespaces"] = dict(sorted(totals["namespaces"].items(), key=lambda kv: int(kv[0])))
+        _add(totals, d)
     return PagesStats(
-        inputs=tuple(InputStats(**d) for d in per_input.values()), totals=Totals(**totals), **rest
+        inputs=tuple(
+            InputStats(**{**d, "status": dict(d["status"]), "namespaces": dict(d["namespaces"])})
+            for d in per_input.values()
+        ),
+        totals=Totals(
+            **{
+                **totals,
+                "status": {s: totals["status"].get(s, 0) for s in STATUSES},
+                "namespaces": dict(sorted(totals["namespaces"].items(), key=lambda kv: int(kv[0]))),
+            }
+        ),
+        **rest,
     )
 
 

@@ -15,14 +15,13 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pyspark
 
 from pipeline.spark.parse_stage import run_parse
 from pipeline.stage_config import load_config
+from tests.support.cluster import SPARK_SUBMIT, submit_argv
 from tests.support.samples import expected_page_counts
 
 ROOT = Path(__file__).resolve().parents[2]
-SPARK_SUBMIT = Path(pyspark.__file__).parent / "bin" / "spark-submit"
 DUMP = "elwikivoyage-pages-articles-multistream.xml-p2566p2583.bz2"
 # Small enough that the 4 page streams of this dump become several tasks.
 OVERRIDES = ("parse.split_bytes=4000", "spark.ui_enabled=false")
@@ -40,24 +39,12 @@ def spark_submit(dump: Path, out: Path) -> subprocess.CompletedProcess[str]:
         PYSPARK_PYTHON=sys.executable,
         PYSPARK_DRIVER_PYTHON=sys.executable,
     )
-    argv = [
-        str(SPARK_SUBMIT),
-        "--master",
+    argv = submit_argv(
         "local[2]",
-        "--conf",
-        "spark.driver.host=127.0.0.1",
-        "--conf",
-        "spark.driver.bindAddress=127.0.0.1",
-        "--conf",
-        "spark.ui.enabled=false",
-        str(ROOT / "jobs" / "parse_dump.py"),
-        "conf/local.yaml",
-        "--input",
-        str(dump),
-        "--out",
-        str(out),
-        *OVERRIDES,
-    ]
+        ROOT / "jobs" / "parse_dump.py",
+        ["conf/local.yaml", "--input", str(dump), "--out", str(out), *OVERRIDES],
+        archive=None,
+    )
     return subprocess.run(
         argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
     )

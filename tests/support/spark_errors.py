@@ -18,11 +18,11 @@ class PythonException(Exception):
 
 PythonException.__module__ = "pyspark.errors.exceptions.captured"
 
+# Frames as an executor prints them; the paths are made up (an executor's own layout).
 FRAMES = """\
-  File "/venv/lib/python3.11/site-packages/pyspark/python/lib/pyspark.zip/pyspark/worker.py", \
-line 2044, in main
+  File "/opt/spark/python/lib/pyspark.zip/pyspark/worker.py", line 2044, in main
     process()
-  File "/work/main/pipeline/wiki/pages.py", line 209, in run_task
+  File "/opt/app/pipeline/wiki/pages.py", line 209, in run_task
     writer.write_table(pa.Table.from_pylist(batch, PAGES_SCHEMA))
   File "pyarrow/error.pxi", line 92, in pyarrow.lib.check_status
 """

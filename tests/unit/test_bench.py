@@ -172,3 +172,27 @@ def test_cpu_gpu_crossover_measures_each_size_on_both_devices(tmp_path: Path) ->
     assert out["gpu_wins_from"] == (wins[0] if wins else None)
     md = run_all.render({**_result({}), "cpu_gpu": out})
     assert "## CPU vs GPU" in md and md.count("| 1 | ") == 2 and "GPU faster from:" in md
+
+
+def test_keep_pages_replaces_only_a_previous_parse_output(tmp_path: Path) -> None:
+    """``benchmarks/parse.py --keep-pages DIR`` never deletes what it did not write."""
+    from benchmarks import parse as bench_parse
+    from pipeline.spark.commit import StagedOutput
+
+    def pages(name: str, data: bytes) -> Path:
+        with StagedOutput(str(tmp_path / name), "parse") as stage:
+            stage.write_bytes("part-00000.parquet", data)
+        return tmp_path / name
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's")
+    with pytest.raises(SystemExit, match="holds files this tool did not write"):
+        bench_parse.keep_pages(pages("run1", b"one"), mine)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    keep = tmp_path / "keep"
+    bench_parse.keep_pages(tmp_path / "run1", keep)
+    (keep / "README.md").write_text("kept")
+    bench_parse.keep_pages(pages("run2", b"two"), keep)
+    assert (keep / "part-00000.parquet").read_bytes() == b"two"
+    assert (keep / "README.md").read_text() == "kept"
