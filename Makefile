@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DUMP ?= ../shared/data/wiki/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit test-spark test-dist test-cluster package lint format clean
+.PHONY: setup run test test-unit test-spark test-dist test-cluster test-airflow airflow package lint format clean
 
 setup:
 	@bash scripts/setup.sh
@@ -28,6 +28,14 @@ test-dist: setup
 test-cluster: setup
 	$(PY) -m pytest tests/cluster $(PYTEST_ARGS)
 
+test-airflow: setup
+	$(PY) -m pytest tests/airflow $(PYTEST_ARGS)
+
+# .venv-airflow: Apache Airflow + the Spark provider, pinned in requirements/airflow.txt, for
+# dags/spark_pipeline.py; kept out of .venv. See README "Scheduling".
+airflow: setup
+	@bash scripts/setup_airflow.sh
+
 # env.tar.gz: the project + ETL dependencies (no torch) for Spark executors, packed with
 # venv-pack; prints the spark-submit --archives command. See README "Running on a cluster".
 package: setup
@@ -43,4 +51,4 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) work .pytest_cache .ruff_cache build/etl env.tar.gz
+	rm -rf $(VENV) .venv-airflow work .pytest_cache .ruff_cache build/etl env.tar.gz

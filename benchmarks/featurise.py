@@ -243,14 +243,23 @@ def main(argv: list[str] | None = None) -> int:
     one = dict(rows)["stage local[1]"]
     two = dict(rows)["stage local[2]"]
     raw_default = raw[None][1] / raw[None][0]
-    ratio = (one["tokens"] / one["stage"]) / raw_default
-    target = results.target(
-        "local[1] stage tokens/s ÷ raw encode_batch tokens/s (default threads)", ratio, 0.5
-    )
-    print(f"\n{target.line()}")
+    raw_one = raw[1][1] / raw[1][0]
+    ratio = (one["tokens"] / one["stage"]) / raw_one
+    # local[1] runs one task on one core (one tokenizer thread per task core, see
+    # pipeline.shards.tokenize.set_task_threads): compared with encode_batch on one thread.
+    targets = [
+        results.target(
+            "local[1] stage tokens/s ÷ raw encode_batch tokens/s (RAYON_NUM_THREADS=1)",
+            ratio,
+            0.85,
+        ),
+        results.target("local[2] ÷ local[1] stage tokens/s", one["stage"] / two["stage"], 1.5),
+    ]
+    print("\n" + "\n".join(t.line() for t in targets))
     half_peak = dict(rows)["stage local[1], half the pages"]["peak"]
     results.notes += [
-        f"local[2] / local[1] stage tokens/s: {one['stage'] / two['stage']:.2f}x",
+        f"local[1] stage ÷ raw encode_batch with default threads: "
+        f"{(one['tokens'] / one['stage']) / raw_default:.2f}",
         f"peak RSS local[1]: half the pages {half_peak / 2**20:,.0f} MiB, all "
         f"{one['peak'] / 2**20:,.0f} MiB",
     ]

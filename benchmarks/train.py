@@ -1,29 +1,33 @@
-"""Train benchmark: tokens/s of ``pipeline train -np 1`` vs a plain PyTorch loop.
+"""Train benchmark: tokens/s of ``pipeline train`` on each backend at ``-np 1`` and
+``-np 2`` against a bare PyTorch loop.
 
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/train.py --data SHARDS_DIR [--config conf/local.yaml]
-        [--steps 30] [--skip 5] [--rounds 3] [--peak-tflops X] [key.sub=value ...]
+        [--steps 30] [--skip 5] [--rounds 2] [--backends horovod,torch] [--np 1,2]
+        [--peak-tflops X] [key.sub=value ...]
 
-In one run it:
+In one run it, for ``--rounds`` alternating rounds:
 
-1. runs ``pipeline train CONFIG --data SHARDS -np 1`` for ``--steps`` steps in a fresh
-   process (evaluation only at the start and the end, one checkpoint at the end) and
-   reads the per-step ``tokens_per_s`` and ``data_wait`` of ``metrics.jsonl``;
-2. runs a plain single-process PyTorch loop in this process over the same model config,
+1. runs ``pipeline train CONFIG --data SHARDS --backend B -np N`` for ``--steps`` steps in
+   a fresh process for every backend B and rank count N (evaluation only at the start and
+   the end, no checkpoint but the last) and reads the per-step ``tokens_per_s``,
+   ``data_wait`` and ``mfu`` of ``metrics.jsonl``;
+2. runs a bare single-process PyTorch loop in this process over the same model config,
    the same global batches (read into memory before timing), the same AdamW parameter
-   groups, gradient accumulation, clipping, precision and thread count: no Horovod, no
-   dataset, no metrics, no checkpoints;
-3. prints a markdown table of the medians over the steps after the first ``--skip``
-   (warm-up), the ratio of the two, and the data-wait fraction. The two loops alternate
-   for ``--rounds`` rounds and the best round of each is compared, since a shared machine's
-   load changes under a benchmark (each round's figure is printed too). On CUDA it adds the model
-   FLOPs utilisation: ``flops_per_token x tokens/s`` over the GPU's peak bf16 FLOP/s
-   (``--peak-tflops``, or a table of known GPUs).
+   groups, gradient accumulation, clipping, precision and all the host's threads: no
+   distribution, no dataset, no metrics, no checkpoints;
 
-Targets: ours >= 0.9x the plain loop; data wait <= 5% of step time; printed with
-pass/FAIL (``--json PATH`` also writes the numbers and targets as data,
-:mod:`benchmarks.results`). It asserts nothing.
+then prints a markdown table of the medians over the steps after the first ``--skip``
+(warm-up), best round of each, the ratio to the bare loop, the data-wait fraction, MFU
+and the ``-np 2 / -np 1`` scaling of each backend. A shared machine's load changes under
+a benchmark, hence the alternating rounds and the best of them.
+
+Targets (issue 17): every configuration >= 0.95x the bare loop at ``-np 1``; data wait
+< 2% of step time; printed with pass/FAIL (``--json PATH`` also writes the numbers and
+targets as data, :mod:`benchmarks.results`). It asserts nothing. On a CPU host ``-np 2``
+splits the same cores between two ranks, so its scaling shows the cost of communication
+rather than a speed-up.
 """
 
 from __future__ import annotations
@@ -53,20 +57,12 @@ from pipeline.train.schedule import (  # noqa: E402
     threads_per_rank,
 )
 
-# Dense bf16 tensor-core peaks (FLOP/s) of common GPUs, by a substring of their name.
-PEAK_BF16 = {
-    "H200": 989e12,
-    "H100": 989e12,
-    "A100": 312e12,
-    "L40S": 362e12,
-    "L4": 121e12,
-    "A10": 125e12,
-    "4090": 165e12,
-}
 
-
-def ours(config: str, data: str, steps: int, overrides: list[str]) -> list[dict]:
-    """Run ``pipeline train -np 1`` for ``steps`` steps; return its step metrics rows."""
+def ours(
+    config: str, data: str, steps: int, overrides: list[str], backend: str, np: int
+) -> list[dict]:
+    """Run ``pipeline train --backend backend -np np`` for ``steps`` steps; return its step
+    metrics rows."""
     with tempfile.TemporaryDirectory(prefix="bench-train-") as run:
         cmd = [
             sys.executable,
@@ -78,12 +74,15 @@ def ours(config: str, data: str, steps: int, overrides: list[str]) -> list[dict]
             data,
             "--run",
             run,
+            "--backend",
+            backend,
             "-np",
-            "1",
+            str(np),
             f"train.max_steps={steps}",
             "train.eval_every=0",
             "train.checkpoint_every=0",
             "train.eval_batches=1",
+            "train.tensorboard=false",
             *overrides,
         ]
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -136,90 +135,88 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=str(ROOT / "conf" / "local.yaml"))
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--skip", type=int, default=5, help="warm-up steps left out of the medians")
-    p.add_argument("--rounds", type=int, default=3, help="alternate rounds of the two loops")
-    p.add_argument("--peak-tflops", type=float, help="GPU peak bf16 TFLOP/s for the MFU")
+    p.add_argument("--rounds", type=int, default=2, help="alternate rounds of all the loops")
+    p.add_argument("--backends", default="horovod,torch", help="comma-separated backends")
+    p.add_argument("--np", default="1,2", help="comma-separated rank counts")
+    p.add_argument("--peak-tflops", type=float, default=0.0, help="device peak for the MFU")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. train.micro_batch=8")
     a = p.parse_args(argv)
     results = Results("train")
+    overrides = [*a.overrides, f"train.peak_tflops={a.peak_tflops}"]
+    backends, nps = a.backends.split(","), [int(n) for n in a.np.split(",")]
 
-    cfg = load_config(a.config, [*a.overrides, "train.np=1"])
+    cfg = load_config(a.config, [*overrides, "train.np=1"])
     tokens = cfg.train.global_batch * cfg.model.block_size
-    ours_tps, plain_tps, waits = [], [], []
-    for r in range(a.rounds):  # alternate, so that both see the same machine load
-        rows = ours(a.config, a.data, a.steps, a.overrides)[a.skip :]
-        ours_tps.append(statistics.median(row["tokens_per_s"] for row in rows))
-        waits.append(statistics.median(row["data_wait"] for row in rows))
-        seconds, model = plain(a.config, a.data, a.steps, a.overrides)
+    keys = [(b, n) for b in backends for n in nps]
+    tps: dict[tuple[str, int], list[float]] = {k: [] for k in keys}
+    waits: dict[tuple[str, int], list[float]] = {k: [] for k in keys}
+    mfus: dict[tuple[str, int], list[float]] = {k: [] for k in keys}
+    plain_tps: list[float] = []
+    for r in range(a.rounds):  # alternate, so that all see the same machine load
+        for key in keys:
+            rows = ours(a.config, a.data, a.steps, overrides, *key)[a.skip :]
+            tps[key].append(statistics.median(row["tokens_per_s"] for row in rows))
+            waits[key].append(statistics.median(row["data_wait"] for row in rows))
+            mfus[key].append(statistics.median(row.get("mfu") or 0.0 for row in rows))
+        seconds, model = plain(a.config, a.data, a.steps, overrides)
         plain_tps.append(statistics.median(tokens / s for s in seconds[a.skip :]))
-        print(
-            f"round {r + 1}: ours {ours_tps[-1]:,.0f} tokens/s, plain {plain_tps[-1]:,.0f}, "
-            f"data wait {waits[-1]:.2%}",
-            file=sys.stderr,
-            flush=True,
-        )
-    best_ours, best_plain = max(ours_tps), max(plain_tps)
-    wait = waits[ours_tps.index(best_ours)]
+        line = ", ".join(f"{b} -np {n} {tps[(b, n)][-1]:,.0f}" for b, n in keys)
+        print(f"round {r + 1}: {line}, bare {plain_tps[-1]:,.0f} tokens/s", file=sys.stderr)
+    best_plain = max(plain_tps)
     device = pick_device(cfg.train.device)
-
     print(
         f"\nmodel {model.num_params() / 1e6:.2f}M parameters, global batch "
         f"{cfg.train.global_batch} x {cfg.model.block_size} tokens, micro batch "
-        f"{cfg.train.micro_batch}; device {device}; {torch.get_num_threads()} CPU thread(s); "
-        f"median over steps {a.skip + 1}..{a.steps} of each round, best of {a.rounds} "
+        f"{cfg.train.micro_batch}; device {device}; {threads_per_rank(1)} CPU thread(s) "
+        f"on the host; median over steps {a.skip + 1}..{a.steps}, best of {a.rounds} "
         "alternating rounds\n"
     )
-    print("| loop | tokens/s (best round) | vs plain | data wait | tokens/s per round |")
-    print("|---|---:|---:|---:|---|")
-    per = ", ".join(f"{v:,.0f}" for v in ours_tps)
-    print(
-        f"| `pipeline train -np 1` | {best_ours:,.0f} | {best_ours / best_plain:.2f}x | "
-        f"{wait * 100:.2f}% | {per} |"
-    )
-    per = ", ".join(f"{v:,.0f}" for v in plain_tps)
-    print(f"| plain PyTorch loop | {best_plain:,.0f} | 1.00x | - | {per} |")
-    results.table(
-        "loops",
-        [
-            {
-                "loop": "pipeline train -np 1",
-                "tokens_per_s": best_ours,
-                "vs_plain": best_ours / best_plain,
-                "data_wait": wait,
-                "rounds_tokens_per_s": ours_tps,
-            },
-            {
-                "loop": "plain PyTorch loop",
-                "tokens_per_s": best_plain,
-                "vs_plain": 1.0,
-                "data_wait": None,
-                "rounds_tokens_per_s": plain_tps,
-            },
-        ],
-    )
-    print()
-    print(
-        results.target(
-            "pipeline train tokens/s ÷ plain loop tokens/s", best_ours / best_plain, 0.9
-        ).line()
-    )
-    print(results.target("data wait share of step time", wait, 0.05, higher=False).line())
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        peak = (
-            a.peak_tflops * 1e12
-            if a.peak_tflops
-            else next((v for k, v in PEAK_BF16.items() if k in name), None)
+    print("| loop | tokens/s | vs bare | -np 2 / -np 1 | data wait | MFU | per round |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    rows_out = []
+    for b, n in keys:
+        best = max(tps[(b, n)])
+        i = tps[(b, n)].index(best)
+        one = max(tps[(b, 1)]) if (b, 1) in tps else None
+        scale = f"{best / one:.2f}x" if one and n != 1 else "-"
+        per = ", ".join(f"{v:,.0f}" for v in tps[(b, n)])
+        print(
+            f"| `pipeline train --backend {b} -np {n}` | {best:,.0f} | {best / best_plain:.2f}x "
+            f"| {scale} | {waits[(b, n)][i]:.2%} | {mfus[(b, n)][i]:.1%} | {per} |"
         )
-        if peak is None:
-            results.notes.append(f"MFU: unknown peak for {name}; pass --peak-tflops")
-        else:
-            fpt = model.flops_per_token()
-            results.notes.append(
-                f"MFU on {name} (peak {peak / 1e12:.0f} TFLOP/s bf16): ours "
-                f"{fpt * best_ours / peak:.1%}, plain {fpt * best_plain / peak:.1%}"
-            )
-        print("\n" + results.notes[-1])
+        rows_out.append(
+            {
+                "loop": f"{b} -np {n}",
+                "tokens_per_s": best,
+                "vs_plain": best / best_plain,
+                "scaling": best / one if one and n != 1 else None,
+                "data_wait": waits[(b, n)][i],
+                "mfu": mfus[(b, n)][i],
+                "rounds_tokens_per_s": tps[(b, n)],
+            }
+        )
+    per = ", ".join(f"{v:,.0f}" for v in plain_tps)
+    print(f"| bare PyTorch loop | {best_plain:,.0f} | 1.00x | - | - | - | {per} |")
+    rows_out.append(
+        {
+            "loop": "bare PyTorch loop",
+            "tokens_per_s": best_plain,
+            "vs_plain": 1.0,
+            "scaling": None,
+            "data_wait": None,
+            "mfu": None,
+            "rounds_tokens_per_s": plain_tps,
+        }
+    )
+    results.table("loops", rows_out)
+    print()
+    for b in backends:
+        if (b, 1) in tps:
+            ratio = max(tps[(b, 1)]) / best_plain
+            print(results.target(f"{b} -np 1 tokens/s ÷ bare loop", ratio, 0.95).line())
+    worst = max(waits[k][tps[k].index(max(tps[k]))] for k in keys)
+    print(results.target("data wait share of step time (worst)", worst, 0.02, higher=False).line())
     if a.json:
         results.write(a.json)
     return 0

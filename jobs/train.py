@@ -1,14 +1,18 @@
-"""The script each Horovod rank runs: ``python jobs/train.py CONFIG.yaml [key.sub=value ...]``.
+"""The script each rank runs: ``python jobs/train.py CONFIG.yaml [key.sub=value ...]``.
 
 ``pipeline train [CONFIG.yaml] --data SHARDS --run RUN -np N`` (the launcher) checks the
 input, writes the resolved config to ``RUN/config.yaml`` and starts ``horovodrun -np N -H
-localhost:N --gloo --network-interface lo python jobs/train.py RUN/config.yaml``. Each rank
-then loads that file and calls :func:`pipeline.train.loop.train_rank`, as Horovod's own
-examples run their ``main`` under horovodrun; rank 0 claims the run folder and saves the
-config there itself, so the script also runs by hand::
+localhost:N --gloo --network-interface lo python jobs/train.py RUN/config.yaml`` (or, with
+``train.backend=torch``, ``torchrun --nproc-per-node N ... jobs/train.py RUN/config.yaml``).
+Each rank then loads that file and calls :func:`pipeline.train.loop.train_rank`, as
+Horovod's own examples run their ``main`` under horovodrun; rank 0 claims the run folder
+and saves the config there itself, so the script also runs by hand::
 
     horovodrun -np 2 -H localhost:2 --gloo --network-interface lo \\
       python jobs/train.py conf/local.yaml train.data=SHARDS train.run=RUN
+    GLOO_SOCKET_IFNAME=lo torchrun --nproc-per-node 2 --rdzv-backend c10d \\
+      --rdzv-endpoint 127.0.0.1:29400 jobs/train.py conf/local.yaml train.backend=torch \\
+      train.data=SHARDS train.run=RUN
 
 Exit status 0 on success, 1 when training failed, 2 on bad usage or config. A failure is
 one line on stderr, ``pipeline train: error: WHAT; WHAT TO DO``, the line the launcher looks
@@ -28,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The arguments of one rank: the config file, overrides and ``--debug``."""
     p = argparse.ArgumentParser(
         prog="jobs/train.py",
-        description="Train as one Horovod rank (started by horovodrun; see pipeline train).",
+        description="Train as one rank (started by horovodrun or torchrun; see pipeline train).",
     )
     p.add_argument("config", metavar="CONFIG.yaml", help="the resolved config, RUN/config.yaml")
     p.add_argument(

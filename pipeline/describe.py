@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pyarrow.fs as pafs
 
+from pipeline.contracts.curated import CuratedStats
 from pipeline.contracts.pages import STATS_FILE, read_pages_dir
 from pipeline.fs import filesystem
 from pipeline.shards import format as fmt
@@ -76,6 +77,16 @@ def describe_pages(uri: str) -> str:
     Raises:
         pipeline.contracts.pages.PagesError: incomplete folder, old layout or foreign schema.
     """
+    from pipeline.contracts.curated import is_curated_stats
+
+    fs, path = filesystem(uri)
+    try:
+        with fs.open_input_stream(f"{path}/{STATS_FILE}", compression=None) as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raw = b""
+    if is_curated_stats(raw):  # a curated folder: its own summary
+        return describe_curated(CuratedStats.from_json(raw, uri), uri)
     table = read_pages_dir(uri)
     stats, t = table.stats, table.stats.totals
     lines = [
@@ -89,4 +100,29 @@ def describe_pages(uri: str) -> str:
         lines.append(f"  {d.file}: {d.pages} pages in {d.tasks} task(s)")
     for dmg in stats.damaged:
         lines.append(f"  DAMAGED {dmg.file} at {dmg.position}: {dmg.reason}")
+    return "\n".join(lines)
+
+
+def describe_curated(stats: CuratedStats, uri: str) -> str:
+    """Summary of a curated folder's ``_stats.json``
+    (:class:`pipeline.contracts.curated.CuratedStats`): documents kept and removed per
+    rule and per language, near-duplicate work, and one removed example per rule."""
+    nd = stats.near_dup
+    lines = [
+        f"curated: {uri}  (code {stats.code_version}; {len(stats.files)} Parquet file(s); "
+        f"from {stats.pages['path']})",
+        f"  {stats.rows} rows; status: "
+        + ", ".join(f"{k} {v}" for k, v in stats.status.items() if v),
+        "  rules: " + (", ".join(f"{k} {v}" for k, v in stats.rules.items()) or "-"),
+        "  languages (kept/removed): "
+        + ", ".join(
+            f"{k} {v['kept']}/{v['removed']}"
+            for k, v in sorted(stats.languages.items(), key=lambda kv: -sum(kv[1].values()))
+        ),
+        f"  near dedup: {nd['candidate_pairs']} candidate pairs, {nd['verified_pairs']} "
+        f"verified, {nd['components']} groups, {nd['rounds']} propagation rounds",
+    ]
+    for rule, examples in stats.examples.items():
+        e = examples[0]
+        lines.append(f"  e.g. {rule}: {e['key']} {e['title']!r}: {e['reason']}")
     return "\n".join(lines)

@@ -51,6 +51,7 @@ MARKER_VERSION = 1
 # stage -> (the flag naming its output, the overwrite flag) for messages
 FLAGS = {
     "parse": ("--out (parse.out)", "--overwrite (parse.overwrite=true)"),
+    "curate": ("--out (curate.out)", "--overwrite (curate.overwrite=true)"),
     "featurise": ("--out (featurise.out)", "--overwrite (featurise.overwrite=true)"),
     "train": ("--run (train.run)", "a new --run folder"),
     "report": ("the run folder", "--overwrite"),

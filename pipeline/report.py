@@ -46,6 +46,23 @@ def _stats(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _curated(path: Path) -> dict[str, Any] | None:
+    """A curated folder's stats (:class:`pipeline.contracts.curated.CuratedStats` as its
+    JSON object), or None when ``path`` is not one."""
+    import dataclasses
+
+    from pipeline.contracts.curated import CuratedStats, is_curated_stats
+    from pipeline.contracts.pages import PagesError
+
+    try:
+        raw = path.read_bytes()
+        if not is_curated_stats(raw):
+            return None
+        return dataclasses.asdict(CuratedStats.from_json(raw, str(path)))
+    except (OSError, PagesError):
+        return None
+
+
 def _sha256(path: Path) -> str | None:
     try:
         return file_digest(path).hexdigest()
@@ -72,6 +89,9 @@ def gather(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         shards = work / "shards"
     manifest = _manifest(shards / "manifest.json")
     pages = Path(manifest["pages"]["path"]) if manifest else work / "pages"
+    curated = _curated(pages / STATS_FILE)
+    if curated:  # the shards came from a curated table: its pages lie upstream
+        pages = Path(curated["pages"]["path"])
     stats = _stats(pages / STATS_FILE)
     fingerprint = read_json_or_none(pages / FINGERPRINT_FILE)
     metrics = read_metrics(run) if (run / "metrics.jsonl").is_file() else []
@@ -93,6 +113,7 @@ def gather(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "manifest_sha256": _sha256(shards / "manifest.json"),
         "pages": str(pages),
         "stats": stats,
+        "curated": curated,
         "pages_fingerprint": fingerprint,
         "metrics": metrics,
         "timings": read_json_or_none(work / "timings.json") or {},
@@ -132,6 +153,8 @@ def _plots(data: dict[str, Any], out: Path) -> list[Path]:
         b.set_title("pages by namespace")
         b.set_xlabel("namespace")
         save(fig, "pages.png")
+    if data.get("curated"):
+        _curate_plot(data["curated"], plt, save)
     m = data["manifest"]
     if m:
         fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -185,6 +208,25 @@ def _plots(data: dict[str, Any], out: Path) -> list[Path]:
     return files
 
 
+def _curate_plot(cur: dict[str, Any], plt: Any, save: Any) -> None:
+    """``curate.png``: documents per rule (removed, and flags on kept ones) and kept vs
+    removed ``ok`` pages per detected language (the 12 largest)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    rules = {k: v for k, v in cur["rules"].items() if k != "skipped"}
+    a.barh(list(rules), list(rules.values()), color="#c44e52")
+    a.set_title("curate: documents per rule")
+    a.set_xlabel("documents")
+    langs = sorted(cur["languages"].items(), key=lambda kv: -sum(kv[1].values()))[:12]
+    names = [k for k, _ in langs]
+    kept = [v.get("kept", 0) for _, v in langs]
+    b.bar(names, kept, color="#55a868", label="kept")
+    removed = [v.get("removed", 0) for _, v in langs]
+    b.bar(names, removed, bottom=kept, color="#c44e52", label="removed")
+    b.set_title("curate: ok pages per detected language")
+    b.legend()
+    save(fig, "curate.png")
+
+
 def throughput(data: dict[str, Any]) -> dict[str, tuple[float, str, float | None]]:
     """``{stage: (rate, unit, seconds)}``: parse pages/s, featurise tokens/s, train tokens/s.
 
@@ -192,7 +234,11 @@ def throughput(data: dict[str, Any]) -> dict[str, tuple[float, str, float | None
     ``timings.json``; training uses the median of the per-step tokens/s in the metrics.
     """
     t, out = data["timings"], {}
-    for stage, key, unit in (("parse", "pages", "pages/s"), ("featurise", "tokens", "tokens/s")):
+    for stage, key, unit in (
+        ("parse", "pages", "pages/s"),
+        ("curate", "pages", "pages/s"),
+        ("featurise", "tokens", "tokens/s"),
+    ):
         s = t.get(stage) or {}
         if s.get("seconds") and s.get(key):
             out[stage] = (s[key] / s["seconds"], unit, s["seconds"])
@@ -216,6 +262,8 @@ def provenance(data: dict[str, Any]) -> list[tuple[str, str]]:
         for d in data["stats"]["inputs"]:
             chain.append(("dump file", f"{d['file']} ({d['size']:,} bytes, no checksum)"))
     chain.append(("pages", f"{data['pages']} (fingerprint {fp['sha256'] if fp else 'n/a'})"))
+    if data.get("curated"):
+        chain.append(("curated", f"{data['manifest']['pages']['path']}"))
     chain.append(("shards", f"{data['shards']} (manifest sha256 {data['manifest_sha256']})"))
     c = data["checkpoint"]
     chain.append(("checkpoint", f"{c['path']} (model sha256 {c['model_sha256']})" if c else "none"))
@@ -229,6 +277,16 @@ def summary_text(data: dict[str, Any]) -> str:
     if data["stats"]:
         st = data["stats"]["totals"]["status"]
         lines.append("pages: " + ", ".join(f"{k} {v}" for k, v in st.items() if v))
+        dropped = data["stats"]["totals"].get("templates_dropped") or {}
+        if dropped:  # what the text is missing (issue 14)
+            top = list(dropped.items())[:8]
+            lines.append("  most dropped templates: " + ", ".join(f"{k} {v}" for k, v in top))
+    cur = data.get("curated")
+    if cur:
+        lines.append("curated: " + ", ".join(f"{k} {v}" for k, v in cur["status"].items() if v))
+        lines.append("  rules: " + ", ".join(f"{k} {v}" for k, v in cur["rules"].items()))
+        for rule, ex in cur["examples"].items():
+            lines.append(f"  removed e.g. {rule}: {ex[0]['key']} {ex[0]['title']!r}")
     if data["manifest"]:
         sp = data["manifest"]["splits"]
         lines.append("tokens: " + ", ".join(f"{s} {v['tokens']:,}" for s, v in sp.items()))

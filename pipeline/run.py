@@ -1,4 +1,5 @@
-"""``pipeline run``: parse → featurise → train → report, incremental and safe to schedule.
+"""``pipeline run``: parse → curate → featurise → train → report, incremental and safe to
+schedule (curate is left out with ``curate.enabled=false``).
 
 Each stage's output carries ``_fingerprint.json``: the sha256 of its inputs (file names,
 sizes and content or index checksums, or the previous stage's fingerprint), its resolved
@@ -31,18 +32,20 @@ from pipeline.errors import EXIT_FAILED, PipelineError
 from pipeline.fs import atomic_write, file_digest, read_json_or_none
 from pipeline.stage_config import PipelineConfig
 
-STAGES = ("parse", "featurise", "train")
+STAGES = ("parse", "curate", "featurise", "train")
 LOCK = ".pipeline.lock"
 FINGERPRINT = FINGERPRINT_FILE  # _fingerprint.json: readers of the table skip it
 # The module each stage runs; its code hash covers every project module it imports.
 _ENTRY = {
     "parse": "pipeline.spark.parse_stage",
+    "curate": "pipeline.spark.curate_stage",
     "featurise": "pipeline.spark.featurise_stage",
     "train": "pipeline.train.launch",
 }
 # Config keys that do not change a stage's output (where and how it runs).
 _NOT_OUTPUT = {
     "parse": {"out", "overwrite"},
+    "curate": {"out", "pages", "overwrite", "enabled"},
     "featurise": {"out", "pages", "overwrite"},
     "train": {"data", "run", "launcher", "np", "hosts", "network_interface", "compile"},
 }
@@ -121,11 +124,16 @@ def _section(cfg: PipelineConfig, stage: str) -> dict[str, Any]:
     return {k: v for k, v in sec.items() if k not in _NOT_OUTPUT[stage]}
 
 
+def active_stages(cfg: PipelineConfig) -> tuple[str, ...]:
+    """:data:`STAGES` without ``curate`` when ``curate.enabled`` is false."""
+    return tuple(s for s in STAGES if s != "curate" or cfg.curate.enabled)
+
+
 def fingerprints(cfg: PipelineConfig, cache: _HashCache) -> dict[str, dict[str, Any]]:
-    """The fingerprint record of each stage; each chains the previous one's sha256."""
+    """The fingerprint record of each active stage; each chains the previous one's sha256."""
     records: dict[str, dict[str, Any]] = {}
     upstream: Any = {"inputs": input_files(cfg, cache)}
-    for stage in STAGES:
+    for stage in active_stages(cfg):
         rec: dict[str, Any] = {"stage": stage, "upstream": upstream}
         rec.update(config=_section(cfg, stage), code=code_hash(stage))
         if stage == "train":
@@ -140,6 +148,7 @@ def stage_dirs(cfg: PipelineConfig) -> dict[str, Path]:
     """Output folder of each stage under the resolved config."""
     return {
         "parse": Path(cfg.paths.pages),
+        "curate": Path(cfg.paths.curated),
         "featurise": Path(cfg.paths.shards),
         "train": Path(cfg.paths.run),
     }
@@ -198,14 +207,15 @@ class RunLock:
 def plan(cfg: PipelineConfig, fps: dict[str, dict], force: str | None) -> list[str]:
     """The stages to run: from ``force`` or the first stage that is incomplete or changed."""
     dirs = stage_dirs(cfg)
-    for i, stage in enumerate(STAGES):
+    stages = active_stages(cfg)
+    for i, stage in enumerate(stages):
         if stage == force:
-            return list(STAGES[i:])
+            return list(stages[i:])
         if (
             not is_complete(stage, dirs[stage], cfg)
             or recorded(dirs[stage]) != fps[stage]["sha256"]
         ):
-            return list(STAGES[i:])
+            return list(stages[i:])
     return []
 
 
@@ -268,8 +278,8 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Run the stages that are not up to date, then print a sample and write the report.
 
-    Returns ``{"ran": [...], "skipped": [...], "dirs": {...}, "sample": str | None,
-    "report": path | None}``.
+    Returns ``{"ran": [...], "skipped": [...], "dirs": {...}, "summary": [lines],
+    "sample": str | None, "report": path | None}``.
 
     Raises:
         RunError: no dump given (neither ``parse.input`` nor ``download.wiki``), the work
@@ -313,6 +323,10 @@ def run_pipeline(
         _claim_outputs(cfg, todo, dirs)
         timings = _timings(work)
         for stage in STAGES:
+            if stage not in fps:
+                print(f"pipeline run: {stage}: skipped (curate.enabled=false)", flush=True)
+                result["skipped"].append(stage)
+                continue
             if stage not in todo:
                 print(
                     f"pipeline run: {stage}: up to date ({dirs[stage]}, fingerprint "
@@ -329,6 +343,7 @@ def run_pipeline(
             timings[stage]["seconds"] = round(time.perf_counter() - started, 3)
             result["ran"].append(stage)
             atomic_write(work / "timings.json", json.dumps(timings, indent=2, sort_keys=True))
+        result["summary"] = summary_lines(result["dirs"], timings)
         result["sample"] = _sample(dirs["train"], cfg, sample_tokens)
         result["report"] = _report(dirs["train"])
     return result
@@ -381,12 +396,19 @@ def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path]
                 "pages": stats["totals"]["pages"],
                 "uncompressed_bytes": stats["totals"]["uncompressed_bytes"],
             }
+        if stage == "curate":
+            from pipeline.spark.curate_stage import run_curate
+
+            ccfg = replace(
+                cfg, curate=replace(cfg.curate, pages=str(dirs["parse"]), overwrite=True)
+            )
+            c = run_curate(ccfg, fingerprint=rec)
+            return {"pages": c["rows"], "kept": c["status"]["ok"]}
         if stage == "featurise":
             from pipeline.spark.featurise_stage import run_featurise
 
-            fcfg = replace(
-                cfg, featurise=replace(cfg.featurise, pages=str(dirs["parse"]), overwrite=True)
-            )
+            source = dirs["curate"] if cfg.curate.enabled else dirs["parse"]
+            fcfg = replace(cfg, featurise=replace(cfg.featurise, pages=str(source), overwrite=True))
             m = run_featurise(fcfg, fingerprint=rec)
             return {"tokens": m["totals"]["document_tokens"], "pages": m["pages"]["ok_pages"]}
         from pipeline.train.launch import run_train
@@ -408,6 +430,52 @@ def _run_stage(stage: str, cfg: PipelineConfig, rec: dict, dirs: dict[str, Path]
             raise
         cause = cause_of(e)  # the task's own error (a damaged dump, a full disk), if known
         raise RunError(stage, str(cause) if cause is not None else str(e)) from (cause or e)
+
+
+def summary_lines(dirs: dict[str, str], timings: dict[str, Any]) -> list[str]:
+    """The one-screen summary of a finished run: pages by status, tokens per split,
+    validation loss and bits per byte first -> last, tokens/s, seconds per stage.
+
+    Args:
+        dirs: ``run_pipeline``'s ``dirs`` (stage -> output folder).
+        timings: ``WORK/timings.json`` (stage -> ``{"seconds", ...}``).
+
+    Returns:
+        Lines to print; a part whose input is missing (a stage never ran) is left out.
+    """
+    from pipeline.shards.format import ShardError, load_manifest
+    from pipeline.train.metrics import summarise
+
+    lines = []
+    try:
+        m = load_manifest(dirs["featurise"]).content
+    except (ShardError, OSError, ValueError):
+        m = None
+    if m is not None:
+        status = ", ".join(f"{k} {v:,}" for k, v in sorted(m.pages.status.items()) if v)
+        lines.append(f"pages:    {status}")
+        splits = ", ".join(
+            f"{name} {sum(sh.tokens for sh in sp.shards):,} tokens in "
+            f"{sum(sh.sequences for sh in sp.shards):,} sequences ({sp.documents:,} page(s))"
+            for name, sp in sorted(m.splits.items())
+        )
+        lines.append(f"tokens:   {splits}")
+    t = summarise(dirs["train"])
+    if t["val_loss_start"] is not None:
+        bpb = ""
+        if t["val_bpb_start"] is not None and t["val_bpb_end"] is not None:
+            bpb = f"; {t['val_bpb_start']:.3f} -> {t['val_bpb_end']:.3f} bits/byte"
+        lines.append(
+            f"val loss: {t['val_loss_start']:.3f} -> {t['val_loss_end']:.3f} nats/token{bpb} "
+            f"after {t['steps']} steps"
+        )
+    if t["tokens_per_s"] is not None:
+        mfu = f", MFU {t['mfu']:.1%}" if t["mfu"] else ""  # 0: no known peak (CPU)
+        lines.append(f"speed:    {t['tokens_per_s']:,.0f} tokens/s (median step){mfu}")
+    stages = [(k, timings[k].get("seconds")) for k in STAGES if isinstance(timings.get(k), dict)]
+    if stages:
+        lines.append("time:     " + ", ".join(f"{k} {sec:.0f} s" for k, sec in stages if sec))
+    return lines
 
 
 def _sample(run: Path, cfg: PipelineConfig, tokens: int) -> str | None:

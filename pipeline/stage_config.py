@@ -15,6 +15,7 @@ from typing import Literal
 
 from models.gpt_config import GPTConfig
 from pipeline import config as _config
+from pipeline.curate.config import CurateConfig
 
 MiB = 1 << 20
 
@@ -122,8 +123,9 @@ class ParseConfig:
     """Parse stage: MediaWiki XML dumps to the ``pages/`` Parquet table."""
 
     input: list[str] = field(default_factory=list)
-    """Dump files, folders or globs (``.xml``, ``.xml.bz2``, ``.xml.gz``), local paths or
-    Hadoop URIs (``file://``, ``hdfs://``, ``s3a://``)."""
+    """Dump files, folders or globs (``.xml``, ``.xml.bz2``, ``.xml.gz``), or text corpora
+    (``.jsonl``, ``.jsonl.gz``, ``.jsonl.zst``, ``.parquet``), local paths or Hadoop URIs
+    (``file://``, ``hdfs://``, ``s3a://``)."""
     out: str | None = None
     """Output folder; null means ``<work_dir>/pages``."""
     namespaces: list[int] = field(default_factory=lambda: [0])
@@ -131,7 +133,14 @@ class ParseConfig:
     max_wikitext_bytes: int = 4 * MiB
     """Pages whose raw wikitext is larger (UTF-8 bytes) get status ``too_large``."""
     split_bytes: int = 32 * MiB
-    """Target compressed bytes per Spark task when splitting one dump file."""
+    """Target compressed bytes per Spark task when splitting one input file: multistream
+    dumps by streams, single-stream bz2 by blocks and ``.xml``/``.jsonl`` by byte ranges
+    (at least 64 KiB), Parquet by row groups; ``.gz``/``.zst`` files are one task each."""
+    text_field: str = "text"
+    """Field (JSON Lines) or column (Parquet) holding a corpus document's text."""
+    id_field: str = "id"
+    """Field or column of a corpus document's id (``page_id``: the integer, else a stable
+    hash of it; a document without one gets the hash of its text)."""
     parse_timeout_s: float = 30.0
     """Time guard per page for pathological markup, in CPU seconds; beyond it the page is
     ``parse_error``. Enforced on the C tokenizer too: pages are cleaned in a child process
@@ -208,7 +217,7 @@ class FeaturiseConfig:
 
 @dataclass
 class TrainConfig:
-    """Train stage: Horovod data-parallel training on the shards."""
+    """Train stage: data-parallel training on the shards (Horovod or torch.distributed)."""
 
     data: str | None = None
     """Shards folder (holding ``manifest.json``); null means ``<work_dir>/shards``."""
@@ -216,9 +225,13 @@ class TrainConfig:
     """Run folder; null means ``<work_dir>/runs/<name>``."""
     name: str = "gpt"
     """Run name, used for the default run folder."""
-    launcher: Literal["horovodrun", "spark", "local"] = "horovodrun"
-    """``horovodrun`` (Gloo on loopback or ``hosts``), ``spark`` (``horovod.spark.run``
-    on executors) or ``local`` (one in-process rank)."""
+    backend: Literal["horovod", "torch"] = "horovod"
+    """``horovod`` (Horovod, Gloo) or ``torch`` (torch.distributed DDP: Gloo on CPU, NCCL
+    on GPU); checkpoints resume across them."""
+    launcher: Literal["horovodrun", "spark", "local", "torchrun"] = "horovodrun"
+    """``horovodrun`` (the backend's own process launcher: horovodrun, or torchrun with
+    ``backend=torch``), ``torchrun``, ``spark`` (``horovod.spark.run`` or, with
+    ``backend=torch``, ``TorchDistributor``) or ``local`` (one in-process rank)."""
     np: int = 1
     """Number of ranks (world size); 1 runs in-process."""
     hosts: str | None = None
@@ -256,6 +269,11 @@ class TrainConfig:
     """``auto`` uses CUDA when present, else CPU."""
     compile: bool = False
     """Wrap the model in ``torch.compile``."""
+    tensorboard: bool = True
+    """Write TensorBoard event files to ``RUN/tensorboard/`` (rank 0)."""
+    peak_tflops: float = 0.0
+    """Peak TFLOP/s of one device for MFU; 0 looks the GPU up in
+    ``pipeline.train.metrics.PEAK_TFLOPS`` (MFU 0 when unknown, e.g. on CPU)."""
     verify_shards: bool = True
     """Check each shard's sha256 against the manifest on first use."""
 
@@ -278,6 +296,12 @@ class TrainConfig:
             raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr} lr={self.lr}")
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("grad_clip and weight_decay must be >= 0")
+        if self.peak_tflops < 0:
+            raise ValueError(f"peak_tflops must be >= 0, got {self.peak_tflops}")
+        if self.backend == "horovod" and self.launcher == "torchrun":
+            raise ValueError(
+                "train.launcher=torchrun starts torch.distributed ranks; set train.backend=torch"
+            )
 
 
 @dataclass
@@ -292,6 +316,8 @@ class PipelineConfig:
     """Parse stage settings."""
     download: DownloadConfig = field(default_factory=DownloadConfig)
     """Download stage settings (``pipeline download``)."""
+    curate: CurateConfig = field(default_factory=CurateConfig)
+    """Curate stage settings (dedup, language ID, quality; ``pipeline curate``)."""
     featurise: FeaturiseConfig = field(default_factory=FeaturiseConfig)
     """Featurise stage settings."""
     model: GPTConfig = field(default_factory=GPTConfig)
@@ -318,6 +344,8 @@ class PipelineConfig:
         return StagePaths(
             dumps=self.stage_path(self.download.out, "dumps"),
             pages=self.stage_path(self.parse.out, "pages"),
+            curate_pages=self.stage_path(self.curate.pages, "pages"),
+            curated=self.stage_path(self.curate.out, "curated"),
             featurise_pages=self.stage_path(self.featurise.pages, "pages"),
             shards=self.stage_path(self.featurise.out, "shards"),
             train_data=self.stage_path(self.train.data, "shards"),
@@ -336,6 +364,10 @@ class StagePaths:
     """``download.out`` or ``<work_dir>/dumps``: where ``pipeline download`` writes."""
     pages: str
     """``parse.out`` or ``<work_dir>/pages``: the pages table parse writes."""
+    curate_pages: str
+    """``curate.pages`` or ``<work_dir>/pages``: the pages table curate reads."""
+    curated: str
+    """``curate.out`` or ``<work_dir>/curated``: the curated table curate writes."""
     featurise_pages: str
     """``featurise.pages`` or ``<work_dir>/pages``: the pages table featurise reads."""
     shards: str

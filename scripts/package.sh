@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Pack the Python environment that Spark executors need for parse and featurise into one
+# Pack the Python environment that Spark executors need for parse, curate and featurise into one
 # archive (venv-pack), and print the spark-submit command that ships it.
 #
 # Why: the executors run our per-partition functions, which need native packages (pyarrow,
-# mwparserfromhell's C tokenizer, tokenizers) that --py-files cannot carry. Spark unpacks
+# mwparserfromhell's C tokenizer, tokenizers, py3langid with its model data) that --py-files
+# cannot carry. Spark unpacks
 # `--archives env.tar.gz#environment` in every executor's working folder, and
 # PYSPARK_PYTHON=./environment/bin/python makes the executors' Python workers use it.
 #
@@ -12,7 +13,7 @@
 # requirements/constraints.txt, minus what the ETL side never imports:
 #   - pyspark: the cluster's Spark puts its own pyspark.zip + py4j on the executors'
 #     PYTHONPATH (the cluster must run Spark 4.0.x, like the driver);
-#   - torch, safetensors (training), matplotlib (reports), and Horovod's runtime needs
+#   - torch, safetensors, tensorboardX (training), matplotlib (reports), and Horovod's runtime needs
 #     cloudpickle, packaging, cffi. Training hosts use `make setup` or
 #     docker/train.Dockerfile instead. psutil stays: the parse tasks' page guard
 #     (pipeline/wiki/guard.py) reads its cleaning process's CPU time with it.
@@ -40,7 +41,7 @@ ARCHIVE=${ARCHIVE:-env.tar.gz}
 PYTHON_PREFIX=${PYTHON_PREFIX:-}
 VPY="$VENV/bin/python"
 # Project dependencies the ETL executors never import (see above).
-EXCLUDED="pyspark torch safetensors matplotlib cloudpickle packaging cffi"
+EXCLUDED="pyspark torch safetensors matplotlib cloudpickle packaging cffi tensorboardx"
 
 need() { echo "package: $1" >&2; exit 1; }
 [ -x "$VPY" ] || need "$VENV is missing; run make setup first."
@@ -125,6 +126,10 @@ PYTHONPATH="$spark_lib/pyspark.zip:$(ls "$spark_lib"/py4j-*-src.zip)" \
 import importlib.util, sys
 import mwparserfromhell.parser, pyarrow, tokenizers  # the native packages
 import pipeline.cli.handlers, pipeline.spark.featurise_stage, pipeline.spark.parse_stage
+import pipeline.spark.curate_stage
+from pipeline.curate.lang import detect
+if detect("Dies ist ein deutscher Satz über die Stadt.")[0] != "de":  # model data shipped
+    sys.exit("package: py3langid's model is missing from the ETL venv")
 if not mwparserfromhell.parser.use_c:
     sys.exit("package: mwparserfromhell's C tokenizer is not active in the ETL venv")
 for name in ("torch", "horovod", "matplotlib"):

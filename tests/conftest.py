@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Real Wikimedia samples live beside the checkout, never inside it (see ../shared/).
 WIKI_DATA = ROOT / ".." / "shared" / "data" / "wiki"
 
-_TIERS = ("spark", "dist", "e2e", "gpu", "cluster")
+_TIERS = ("spark", "dist", "e2e", "gpu", "cluster", "airflow")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -36,8 +36,9 @@ from pipeline.stage_config import DumpKind, PipelineConfig, load_config
 _SUBCOMMANDS: dict[str, tuple[str, int]] = {
     "download": ("fetch a dump + index from a Wikimedia mirror (resumable, sha1-checked)", 6),
     "parse": ("MediaWiki XML dumps -> pages/ Parquet table (Spark)", 3),
+    "curate": ("pages/ -> curated/: dedup, language ID, quality rules (Spark)", 16),
     "featurise": ("pages/ -> tokenizer + packed Arrow token shards + manifest (Spark)", 4),
-    "train": ("Horovod data-parallel GPT training on the shards", 5),
+    "train": ("data-parallel GPT training on the shards (Horovod or torch.distributed)", 5),
     "run": ("the whole pipeline: parse, featurise, train, report (incremental)", 6),
     "generate": ("sample text from an exported model", 5),
     "inspect": ("summarise a pages/ or shards/ folder", 4),
@@ -104,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace a previous pages output (parse.overwrite)"
     )
 
+    p = ps["curate"]
+    p.add_argument("--pages", metavar="DIR", help="input pages folder (curate.pages)")
+    p.add_argument("--out", metavar="DIR", help="output curated folder (curate.out)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a previous curated output (curate.overwrite)",
+    )
+
     p = ps["featurise"]
     p.add_argument("--pages", metavar="DIR", help="input pages folder (featurise.pages)")
     p.add_argument("--out", metavar="DIR", help="output shards folder (featurise.out)")
@@ -115,11 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", metavar="DIR", help="run folder (train.run)")
     p.add_argument("-np", type=int, metavar="N", help="number of ranks (train.np)")
     p.add_argument("--hosts", metavar="H:N,...", help="horovodrun hosts (train.hosts)")
-    p.add_argument("--launcher", choices=["horovodrun", "spark", "local"])
+    p.add_argument("--launcher", choices=["horovodrun", "spark", "local", "torchrun"])
+    p.add_argument(
+        "--backend", choices=["horovod", "torch"], help="distributed backend (train.backend)"
+    )
     p.add_argument("--master", metavar="URL", help="Spark master for --launcher spark")
 
     p = ps["run"]
-    p.add_argument("--dump", action="append", metavar="PATH", help="dump(s) to parse")
+    p.add_argument(
+        "--dump", "--input", action="append", metavar="PATH", help="dumps or corpora to parse"
+    )
     p.add_argument(
         "--wiki",
         metavar="WIKI",
@@ -127,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--date", metavar="YYYYMMDD|latest", help="dump date with --wiki")
     p.add_argument("--work-dir", metavar="DIR", help="work folder (work_dir)")
-    p.add_argument("--force", choices=["parse", "featurise", "train"], help="re-run from STAGE")
+    p.add_argument(
+        "--force", choices=["parse", "curate", "featurise", "train"], help="re-run from STAGE"
+    )
 
     p = ps["generate"]
     p.add_argument("--model", metavar="DIR", required=True, help="exported model folder")
@@ -164,6 +181,9 @@ def flag_values(ns: argparse.Namespace) -> list[tuple[str, object]]:
     elif cmd == "parse":
         pairs += [("parse.input", ns.input or None)]
         pairs += [("parse.out", ns.out), ("parse.overwrite", ns.overwrite or None)]
+    elif cmd == "curate":
+        pairs += [("curate.pages", ns.pages), ("curate.out", ns.out)]
+        pairs += [("curate.overwrite", ns.overwrite or None)]
     elif cmd == "featurise":
         pairs += [("featurise.pages", ns.pages), ("featurise.out", ns.out)]
         pairs += [("featurise.tokenizer", ns.tokenizer)]
@@ -171,6 +191,7 @@ def flag_values(ns: argparse.Namespace) -> list[tuple[str, object]]:
     elif cmd == "train":
         pairs += [("train.data", ns.data), ("train.run", ns.run), ("train.np", ns.np)]
         pairs += [("train.hosts", ns.hosts), ("train.launcher", ns.launcher)]
+        pairs += [("train.backend", ns.backend)]
         pairs += [("spark.master", ns.master)]
     elif cmd == "run":
         pairs += [("parse.input", ns.dump or None)]

@@ -42,6 +42,26 @@ def parse(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def curate(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
+    """``pipeline curate``: ``pages/`` → ``curated/``; prints kept and removed counts."""
+    from pipeline.spark.curate_stage import run_curate
+
+    with value_errors_fail():
+        stats = run_curate(cfg)
+    removed = {k: v for k, v in stats["status"].items() if v and k not in ("ok", "skipped")}
+    rules = ", ".join(f"{k} {v}" for k, v in stats["rules"].items() if k != "skipped")
+    print(
+        f"pipeline curate: {stats['rows']} rows, {stats['status']['ok']} ok kept, "
+        f"{stats['status']['skipped']} not ok pages passed through, {stats['seconds']:.1f}s "
+        f"-> {cfg.paths.curated}\n  removed: "
+        + (", ".join(f"{k} {v}" for k, v in removed.items()) or "-")
+        + f"\n  rules: {rules or '-'}"
+        + "\n  phases: "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in stats["phases"].items())
+    )
+    return EXIT_OK
+
+
 def featurise(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
     """``pipeline featurise``: ``pages/`` → shards; prints the per-split counts."""
     from pipeline.spark.featurise_stage import run_featurise
@@ -130,6 +150,8 @@ def run(cfg: PipelineConfig, ns: argparse.Namespace) -> int:
     result = run_pipeline(cfg, force=ns.force)
     ran = ", ".join(result["ran"]) or "nothing (every stage up to date)"
     print(f"pipeline run: ran {ran}")
+    for line in result.get("summary", []):
+        print(f"pipeline run: {line}")
     if result["sample"] is not None:
         print("pipeline run: a generated sample:\n" + result["sample"].strip() + "\n")
     if result["report"]:

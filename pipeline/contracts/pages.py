@@ -30,6 +30,8 @@ from pipeline.fs import filesystem, join_uri
 FORMAT = "pages"
 FORMAT_VERSION = 2
 STATS_FILE = "_stats.json"
+TOP_TEMPLATES = 50
+"""Template names kept in the stats' ``templates_dropped`` and ``templates_rendered``."""
 CONFIG_FILE = "_config.yaml"
 FINGERPRINT_FILE = "_fingerprint.json"
 
@@ -121,6 +123,12 @@ class Totals:
     """Rows per status, every status of :data:`STATUSES` present."""
     namespaces: dict[str, int]
     """Rows per namespace number, in numeric order."""
+    templates_dropped: dict[str, int] = field(default_factory=dict)
+    """Most frequent templates the cleaner dropped, ``{normalised name: count}`` (top
+    :data:`TOP_TEMPLATES`, most first; empty in stats written before issue 14)."""
+    templates_rendered: dict[str, int] = field(default_factory=dict)
+    """Most frequent templates the cleaner rendered as text (:mod:`pipeline.wiki.templates`),
+    likewise."""
 
 
 @dataclass(frozen=True)
@@ -210,10 +218,15 @@ class PagesTable:
     """URIs of its Parquet part files, in order."""
     stats_sha256: str = ""
     """Hex sha256 of the ``_stats.json`` bytes (recorded by the shards manifest)."""
+    ok_rows: str = "status = 'ok' AND text IS NOT NULL"
+    """Spark SQL filter of the rows that go on to featurise (a curated folder's also
+    requires ``curate_status = 'ok'``)."""
 
 
 def read_pages_dir(uri: str) -> PagesTable:
-    """Validate a committed ``pages/`` folder; return its stats and part-file URIs.
+    """Validate a committed ``pages/`` (or ``curated/``) folder; return its stats and
+    part-file URIs. A curated folder (:mod:`pipeline.contracts.curated`) gives its input
+    pages' stats, its own files and the ``ok_rows`` filter of curated ``ok`` rows.
 
     The part files are those ``_stats.json`` lists (never a directory listing), each
     checked to carry :data:`PAGES_SCHEMA`.
@@ -243,6 +256,12 @@ def read_pages_dir(uri: str) -> PagesTable:
                 "into a new folder"
             ) from None
         raise PagesError(f"{where} not found: not a pages folder") from None
+    from pipeline.contracts import curated  # a curated folder reads as a pages table
+
+    if curated.is_curated_stats(raw):
+        ct = curated.read_curated_dir(uri)
+        stats = curated.pages_stats_of(ct)
+        return PagesTable(uri, stats, ct.files, ct.stats_sha256, curated.OK_ROWS)
     stats = PagesStats.from_json(raw, where)
     files = []
     for name in stats.files:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Iterator
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -96,6 +97,23 @@ def load_tokenizer(data: bytes, where: str) -> Tokenizer:
         return Tokenizer.from_str(data.decode("utf-8"))
     except (UnicodeDecodeError, Exception) as e:  # tokenizers raises bare Exception
         raise ShardError(f"{where}: not a Hugging Face tokenizer.json ({e})") from None
+
+
+def set_task_threads(cores: int) -> None:
+    """Size the tokenizer's thread pool to the ``cores`` of the Spark task calling it.
+
+    ``tokenizers`` encodes batches on a Rayon pool that defaults to one thread per core of
+    the machine; with N Spark tasks per machine that is N x cores threads competing for
+    N cores (measured: ``local[2]`` slower than ``local[1]``). The pool is built on its
+    first use in a process and reads ``RAYON_NUM_THREADS`` then, so this must run before
+    the process's first encode (Spark's Python workers run one task at a time and keep the
+    same task cores). A ``RAYON_NUM_THREADS`` or ``TOKENIZERS_PARALLELISM`` already in the
+    environment is kept. With one core the batch is encoded serially
+    (``TOKENIZERS_PARALLELISM=false``: no pool at all).
+    """
+    cores = max(int(cores), 1)
+    os.environ.setdefault("RAYON_NUM_THREADS", str(cores))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if cores > 1 else "false")
 
 
 def encode_documents(tok: Tokenizer, docs: list[str], eot_id: int) -> Iterator[list[int]]:

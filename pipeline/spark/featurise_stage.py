@@ -50,6 +50,7 @@ from pipeline.shards.tokenize import (
     check_tokenizer,
     load_tokenizer,
     sample_texts,
+    set_task_threads,
     train_tokenizer,
 )
 from pipeline.spark.commit import StagedOutput
@@ -77,6 +78,7 @@ def _partition(spec: PackSpec, batches):
 
     ctx = TaskContext.get()
     attempt = f"{ctx.taskAttemptId()}-{ctx.attemptNumber()}" if ctx else "0-0"
+    set_task_threads(ctx.cpus() if ctx else 1)  # one tokenizer thread per task core
     yield from pack_partition(batches, spec, attempt)
 
 
@@ -187,7 +189,7 @@ def split_pages(spark: SparkSession, table: PagesTable, val_fraction: float) -> 
     Raises:
         pipeline.shards.format.ShardError: the table holds no ``ok`` page with text.
     """
-    ok = spark.read.parquet(*table.files).where("status = 'ok' AND text IS NOT NULL")
+    ok = spark.read.parquet(*table.files).where(table.ok_rows)  # pages or curated
     keyed = _keyed(ok, val_fraction, {})
     counts = _split_counts(keyed)
     if not counts:

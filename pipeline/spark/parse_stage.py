@@ -22,6 +22,7 @@ from pipeline.contracts.pages import (
     FINGERPRINT_FILE,
     STATS_FILE,
     STATUSES,
+    TOP_TEMPLATES,
     Damage,
     InputStats,
     PagesStats,
@@ -33,7 +34,7 @@ from pipeline.spark.errors import is_spark_error, spark_text, worker_exception
 from pipeline.spark.progress import run_with_progress
 from pipeline.spark.session import build_spark_session
 from pipeline.stage_config import PipelineConfig
-from pipeline.wiki import pages, sources
+from pipeline.wiki import docsources, pages, sources
 from pipeline.wiki.xmlpages import DumpError
 
 
@@ -44,13 +45,16 @@ def _partition(opts: pages.ParseOptions, staging: str, tasks):
     ctx = TaskContext.get()
     attempt = f"{ctx.taskAttemptId()}-{ctx.attemptNumber()}" if ctx else "0-0"
     for task in tasks:
-        yield _plain(pages.run_task(task, opts, staging, attempt))
+        run = docsources.run_task if task["kind"] in docsources.KINDS else pages.run_task
+        yield _plain(run(task, opts, staging, attempt))
 
 
 def _plain(stats: pages.TaskStats) -> dict[str, Any]:
     out = asdict(stats)
     out["status"] = dict(stats.status)
     out["namespaces"] = {str(k): v for k, v in stats.namespaces.items()}
+    for key in _TEMPLATES:
+        out[key] = dict(getattr(stats, key, None) or {})
     return out
 
 
@@ -66,6 +70,13 @@ def _dump_error_from(exc: Exception) -> DumpError | None:
 
 
 _COUNTS = ("pages", "rows", "bytes_read", "uncompressed_bytes")
+_TEMPLATES = ("templates_dropped", "templates_rendered")  # job totals only, top TOP_TEMPLATES
+
+
+def _top(counts: Counter) -> dict[str, int]:
+    """The :data:`TOP_TEMPLATES` most frequent names, most first (ties by name)."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return dict(ranked[:TOP_TEMPLATES])
 
 
 def _zero() -> dict[str, Any]:
@@ -94,6 +105,10 @@ def _summarise(inputs, results, **rest: Any) -> PagesStats:
     totals = _zero()
     for d in per_input.values():
         _add(totals, d)
+    templates: dict[str, Counter[str]] = {key: Counter() for key in _TEMPLATES}
+    for r in results:
+        for key in _TEMPLATES:
+            templates[key].update(r.get(key) or {})
     return PagesStats(
         inputs=tuple(
             InputStats(**{**d, "status": dict(d["status"]), "namespaces": dict(d["namespaces"])})
@@ -104,6 +119,7 @@ def _summarise(inputs, results, **rest: Any) -> PagesStats:
                 **totals,
                 "status": {s: totals["status"].get(s, 0) for s in STATUSES},
                 "namespaces": dict(sorted(totals["namespaces"].items(), key=lambda kv: int(kv[0]))),
+                **{key: _top(templates[key]) for key in _TEMPLATES},
             }
         ),
         **rest,
@@ -133,7 +149,12 @@ def run_parse(
     inputs = [*cfg.parse.input, *(uri for uri, _ in files)]
     inputs += [ix for ix in (sources.index_for(uri) for uri, _ in files) if ix]
     staged = StagedOutput(out, "parse", overwrite=cfg.parse.overwrite, inputs=tuple(inputs))
-    tasks = sources.plan_tasks(files, cfg.parse.split_bytes)
+    tasks = sources.plan_tasks(
+        files,
+        cfg.parse.split_bytes,
+        text_field=cfg.parse.text_field,
+        id_field=cfg.parse.id_field,
+    )
     opts = pages.ParseOptions(
         namespaces=tuple(cfg.parse.namespaces),
         max_wikitext_bytes=cfg.parse.max_wikitext_bytes,

@@ -1,14 +1,20 @@
-"""Launchers of the train stage: in-process, ``horovodrun`` or ``horovod.spark.run``.
+"""Launchers of the train stage: in-process, ``horovodrun``, ``torchrun``, or on Spark.
 
-All three run the same rank function, :func:`pipeline.train.loop.train_rank`:
+All of them run the same rank function, :func:`pipeline.train.loop.train_rank`, on the
+configured backend (``train.backend``: ``horovod`` or ``torch``):
 
-* ``-np 1`` (or ``train.launcher=local``): in this process, Horovod with world size 1;
-* ``horovodrun`` (default): ``horovodrun -np N -H localhost:N --gloo --network-interface lo
-  python jobs/train.py RUN/config.yaml`` (``--hosts h1:4,h2:4`` for several machines). Each
-  rank's ``jobs/train.py`` calls :func:`~pipeline.train.loop.train_rank` with that file and
-  reports a failure as one ``pipeline train: error: ...`` line. The parent relays the
-  ranks' output and, if the job fails, names the rank that failed first and why;
-* ``spark``: ``horovod.spark.run`` starts one rank per Spark task (:func:`dist.run_on_spark`).
+* ``-np 1`` (or ``train.launcher=local``): in this process, world size 1;
+* ``horovodrun`` (default, Horovod): ``horovodrun -np N -H localhost:N --gloo
+  --network-interface lo python jobs/train.py RUN/config.yaml`` (``--hosts h1:4,h2:4`` for
+  several machines);
+* ``torchrun`` (``backend=torch``; also what ``launcher=horovodrun`` means there):
+  ``python -m torch.distributed.run --nnodes 1 --nproc-per-node N --rdzv-backend c10d
+  --rdzv-endpoint 127.0.0.1:PORT python jobs/train.py RUN/config.yaml``.
+  Each rank's ``jobs/train.py`` calls :func:`~pipeline.train.loop.train_rank` with that
+  file and reports a failure as one ``pipeline train: error: ...`` line. The parent relays
+  the ranks' output and, if the job fails, names the rank that failed first and why;
+* ``spark``: ``horovod.spark.run`` (Horovod) or ``TorchDistributor`` (torch) starts the
+  ranks through Spark (:func:`dist.run_on_spark`, :func:`dist.run_torch_distributor`).
 
 Before starting any rank the launcher checks what it cheaply can (manifest, vocabulary,
 block size, the checkpoint to resume), so bad input fails in seconds with one message.
@@ -42,6 +48,9 @@ from pipeline.train.loop import data_dir, run_dir, save_config, train_rank
 from pipeline.train.metrics import summarise
 
 _RANK_ERROR = re.compile(r"^\[(\d+)\]<std(?:err|out)>:pipeline train: error: (.*)$")
+_ERROR = re.compile(r"^pipeline train: error: (.*)$")
+_TORCHRUN_RANK = re.compile(r"^\s*rank\s*:\s*(\d+)\s*\(local_rank")
+_TORCHRUN_EXIT = re.compile(r"^\s*exitcode\s*:\s*(-?\d+)")
 _EXITED = re.compile(r"^Process (\d+) exit with status code (-?\d+)")
 _FIRST_FAILED = re.compile(r"^Terminating remaining workers after failure of Process (\d+)")
 
@@ -102,10 +111,10 @@ def run_train(cfg: PipelineConfig, *, stop_after: int | None = None) -> dict[str
             horovodrun again (a rank runs ``jobs/train.py``).
         ShardError: unusable shards.
     """
-    if dist.in_horovodrun():
+    if dist.in_launched_rank():
         raise UsageError(
             "pipeline train launches the ranks and cannot run inside one; under horovodrun "
-            "each rank runs: python jobs/train.py CONFIG.yaml [key.sub=value ...]"
+            "or torchrun each rank runs: python jobs/train.py CONFIG.yaml [key.sub=value ...]"
         )
     cfg = resolve_paths(cfg)
     tc = cfg.train
@@ -117,11 +126,14 @@ def run_train(cfg: PipelineConfig, *, stop_after: int | None = None) -> dict[str
     claim_run_folder(run_dir(cfg), data_dir(cfg))
     precheck(cfg)
     config_path = save_config(cfg, run_dir(cfg))
-    if tc.launcher == "local" or (tc.launcher == "horovodrun" and tc.np == 1 and not tc.hosts):
+    one_local = tc.np == 1 and not tc.hosts and tc.launcher == "horovodrun"
+    if tc.launcher == "local" or one_local:
         summary = train_rank(cfg, stop_after=stop_after)  # rank 0 of 1: never None
         return summary if summary is not None else summarise(run_dir(cfg))
     if tc.launcher == "spark":
         run_spark(cfg, stop_after=stop_after)
+    elif tc.backend == "torch":
+        run_torchrun(cfg, config_path)
     else:
         run_horovodrun(cfg, config_path)
     return summarise(run_dir(cfg))
@@ -177,6 +189,89 @@ def run_horovodrun(cfg: PipelineConfig, config_path: str | os.PathLike[str]) -> 
         raise TrainError(describe_failure(found, code, run_dir(cfg), list(tail)))
 
 
+def run_torchrun(cfg: PipelineConfig, config_path: str | os.PathLike[str]) -> None:
+    """Start ``train.np`` torch.distributed ranks with torchrun and wait, relaying their
+    output to stderr.
+
+    Raises:
+        TrainError: torchrun failed; the message names the rank that failed first (from
+            torchrun's "Root Cause" report), its error or the signal that killed it, and
+            the checkpoint a re-run resumes from.
+    """
+    tc = cfg.train
+    try:
+        cmd = dist.torchrun_command(
+            tc.np,
+            [job_script(), str(config_path)],
+            hosts=tc.hosts,
+            rdzv_port=dist.free_port() if dist.is_local(tc.hosts) else 29400,
+        )
+    except ValueError as e:
+        raise TrainError(str(e)) from None
+    env = dist.launch_env(tc.hosts, network_interface=tc.network_interface)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("OMP_NUM_THREADS", "1")  # the loop sets threads per rank itself
+    env.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    found: dict[str, Any] = {}
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            env=env,
+        )
+    except OSError as e:
+        raise TrainError(f"cannot start torchrun ({cmd[0]}): {e}") from None
+    with proc:
+        report = False  # torchrun's failure report, condensed into our message
+        for line in proc.stdout:  # type: ignore[union-attr]
+            text = line.rstrip("\n")
+            tail.append(text)
+            if m := _ERROR.match(text):
+                found.setdefault("message", m.group(1))
+            elif "Root Cause" in text:
+                found["root"] = True
+            elif found.get("root") and (m := _TORCHRUN_RANK.match(text)):
+                found.setdefault("first", int(m.group(1)))
+            elif found.get("first") is not None and (m := _TORCHRUN_EXIT.match(text)):
+                found.setdefault("exit", int(m.group(1)))
+            report = report or text.startswith(("Traceback (most recent call", "[W", "====="))
+            if not report or _ERROR.match(text):
+                sys.stderr.write(line)
+                sys.stderr.flush()
+        code = proc.wait()
+    if code != 0:
+        raise TrainError(describe_torchrun_failure(found, code, run_dir(cfg), list(tail)))
+
+
+def describe_torchrun_failure(
+    found: dict[str, Any], code: int, run: str | os.PathLike[str], tail: list[str]
+) -> str:
+    """One message for a failed torchrun job, like :func:`describe_failure`."""
+    first, message, exit_code = found.get("first"), found.get("message"), found.get("exit")
+    if message is not None and (exit_code is None or exit_code >= 0):
+        what = f"{message} (rank {first})" if first is not None else message
+    elif first is not None:
+        what = (
+            f"rank {first} died ({_status(exit_code if exit_code is not None else code)}); "
+            "torchrun stopped the other ranks"
+        )
+    else:
+        last = "\n  ".join(tail[-10:])
+        what = f"torchrun failed with exit status {code}; its last lines:\n  {last}"
+    return _with_checkpoint(what, run)
+
+
+def _with_checkpoint(what: str, run: str | os.PathLike[str]) -> str:
+    folder = latest_checkpoint(run)
+    if folder is None:
+        return f"{what}. No checkpoint was written; a re-run starts from the beginning"
+    return f"{what}. The last complete checkpoint is {folder}; re-run the same command to resume"
+
+
 def _scan(line: str, found: dict[str, Any]) -> None:
     """Collect the facts of a failure from one line of horovodrun's output."""
     if m := _RANK_ERROR.match(line):
@@ -218,10 +313,7 @@ def describe_failure(
     else:
         last = "\n  ".join(tail[-10:])
         what = f"horovodrun failed with exit status {code}; its last lines:\n  {last}"
-    folder = latest_checkpoint(run)
-    if folder is None:
-        return f"{what}. No checkpoint was written; a re-run starts from the beginning"
-    return f"{what}. The last complete checkpoint is {folder}; re-run the same command to resume"
+    return _with_checkpoint(what, run)
 
 
 def _spark_rank(config: dict[str, Any], stop_after: int | None) -> dict[str, Any]:
@@ -234,7 +326,10 @@ def _spark_rank(config: dict[str, Any], stop_after: int | None) -> dict[str, Any
 
 
 def run_spark(cfg: PipelineConfig, *, stop_after: int | None = None) -> None:
-    """Run ``train.np`` ranks as Spark tasks through ``horovod.spark.run``.
+    """Run ``train.np`` ranks through Spark: ``horovod.spark.run`` (one rank per task) or,
+    with ``backend=torch``, ``TorchDistributor`` (torchrun on the driver for a ``local``
+    master, on barrier tasks otherwise; only rank 0's result comes back, and every rank
+    fails with the same message).
 
     Uses the active SparkSession or builds one from ``cfg.spark`` (stopped again at the
     end if built here). The cluster needs ``train.np`` free task slots.
@@ -259,13 +354,28 @@ def run_spark(cfg: PipelineConfig, *, stop_after: int | None = None) -> None:
         or cfg.spark.bind_address in ("127.0.0.1", "localhost")
     )
     try:
-        results = dist.run_on_spark(
-            _spark_rank,
-            cfg.train.np,
-            args=(cfgmod.to_dict(cfg), stop_after),
-            network_interface=cfg.train.network_interface,
-            local=local,
-        )
+        if cfg.train.backend == "torch":
+            import torch
+
+            gpu = cfg.train.device != "cpu" and torch.cuda.is_available()
+            results = [
+                dist.run_torch_distributor(
+                    _spark_rank,
+                    cfg.train.np,
+                    args=(cfgmod.to_dict(cfg), stop_after),
+                    local=master.startswith("local"),
+                    use_gpu=gpu,
+                    network_interface=cfg.train.network_interface,
+                )
+            ]
+        else:
+            results = dist.run_on_spark(
+                _spark_rank,
+                cfg.train.np,
+                args=(cfgmod.to_dict(cfg), stop_after),
+                network_interface=cfg.train.network_interface,
+                local=local,
+            )
     except Exception as e:  # Py4J / Horovod wrap a failed task in their own types
         raise TrainError(f"the Spark launcher failed: {str(e).splitlines()[0][:500]}") from e
     finally:

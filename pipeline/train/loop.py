@@ -1,22 +1,30 @@
 """The training loop of one rank: :func:`train_rank`, the function every launcher runs.
 
-``pipeline train -np 1`` calls it in-process, ``horovodrun`` runs it through
-``jobs/train.py`` in each rank, ``--launcher spark`` through ``horovod.spark.run``. Every
-Horovod call goes through :mod:`pipeline.train.dist`; the dataset gets rank and world size
-as plain arguments.
+``pipeline train -np 1`` calls it in-process, ``horovodrun`` / ``torchrun`` run it through
+``jobs/train.py`` in each rank, ``--launcher spark`` through ``horovod.spark.run`` or
+``TorchDistributor``. Every distributed call goes through :mod:`pipeline.train.dist`
+(Horovod or torch.distributed, ``train.backend``); the dataset gets rank and world size
+as plain arguments, and nothing here names a backend.
 
 One optimizer step: the rank takes its ``global_batch / world_size`` rows of the next
 global batch, cuts them into ``accum = global_batch / (micro_batch * world_size)``
-micro-batches, back-propagates each loss scaled by ``1 / accum`` (Horovod's
-``backward_passes_per_step`` accumulates them locally and averages over ranks after the
-last one), waits for the gradient allreduce, clips the global norm and steps AdamW. The
-gradient is thus the mean over the global batch whatever the world size, and the sequence
-of global batches depends only on the seed, so a run resumes exactly, also on another
-number of ranks.
+micro-batches and back-propagates each loss scaled by ``1 / accum``. Gradients accumulate
+locally; they are averaged over ranks once per step (Horovod: ``backward_passes_per_step``
+of its optimizer; torch: DDP, under ``no_sync`` for all but the last micro-batch). Then
+the global gradient norm is clipped and AdamW steps (fused on CUDA). The gradient is thus
+the mean over the global batch whatever the backend and world size, and the sequence of
+global batches depends only on the seed, so a run resumes exactly, also on another
+backend or number of ranks.
 
-Rank 0 writes ``RUN/config.yaml``, ``RUN/metrics.jsonl``, the checkpoints and
-``RUN/model/``; what it reads or writes alone is broadcast (with any error) so that every
-rank fails together, with the same message, instead of waiting forever.
+On CUDA the forward runs under bf16 autocast with TF32 matmuls allowed, batches are
+copied from pinned memory with ``non_blocking``, and ``train.compile`` wraps the model in
+``torch.compile``. Each step logs tokens/s and MFU (:func:`pipeline.train.metrics.mfu`);
+each evaluation the validation loss in nats per token and bits per byte.
+
+Rank 0 writes ``RUN/config.yaml``, ``RUN/metrics.jsonl``, ``RUN/tensorboard/``, the
+checkpoints and ``RUN/model/``; what it reads or writes alone is broadcast (with any
+error) so that every rank fails together, with the same message, instead of waiting
+forever.
 """
 
 from __future__ import annotations
@@ -55,7 +63,15 @@ from pipeline.train.checkpoint import (
     set_rng_state,
 )
 from pipeline.train.export import export_model
-from pipeline.train.metrics import MetricsLog, progress_bar, summarise
+from pipeline.train.metrics import (
+    MetricsLog,
+    log_line,
+    mfu,
+    peak_flops,
+    progress_bar,
+    summarise,
+    val_fields,
+)
 from pipeline.train.schedule import (
     autocast,
     configure_runtime,
@@ -119,13 +135,15 @@ def train_rank(
             above the shards', too few rows; raised before any training step.
     """
     cfg = as_config(config)
-    info = dist.init()
+    info = dist.init(cfg.train.backend)
     try:
         return _Trainer(cfg, info).run(stop_after)
-    except dist.collective_errors() as e:
+    except Exception as e:
+        if not dist.lost_peer(e):
+            raise
         raise TrainError(
-            f"rank {info.rank} lost the other ranks: one of them died or failed (Horovod: "
-            f"{str(e).split('.')[0][:200]})"
+            f"rank {info.rank} lost the other ranks: one of them died or failed "
+            f"({dist.backend()}: {str(e).split('.')[0][:200]})"
         ) from None
     finally:
         dist.shutdown()
@@ -172,10 +190,18 @@ class _Trainer:
         torch.manual_seed(tc.seed)  # the same initial weights everywhere (broadcast anyway)
         self.model = GPT(self.model_cfg).to(self.device)
         adamw = torch.optim.AdamW(
-            self.model.param_groups(tc.weight_decay), lr=tc.lr, betas=(0.9, 0.95), eps=1e-8
+            self.model.param_groups(tc.weight_decay),
+            lr=tc.lr,
+            betas=(0.9, 0.95),
+            eps=1e-8,
+            fused=self.device.type == "cuda",  # one kernel for all parameters on CUDA
         )
         self.opt = dist.distributed_optimizer(adamw, self.model.named_parameters(), self.accum)
-        self.forward: Callable[..., Any] = torch.compile(self.model) if tc.compile else self.model
+        self.ddp = dist.distributed_model(self.model, self.device)
+        self.forward: Callable[..., Any] = torch.compile(self.ddp) if tc.compile else self.ddp
+        self.flops_per_token = self.model.flops_per_token()
+        self.peak_flops = peak_flops(self.device, tc.peak_tflops)
+        self.bytes_per_token = self._bytes_per_token()
         self.step = 0
         self.last_checkpoint: str | None = None
         self.metrics: MetricsLog | None = None
@@ -254,14 +280,14 @@ class _Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr
         x, y = self.train_ds.next_batch()  # (local_batch, T) int64 each
-        x = x.to(self.device, non_blocking=True)
-        y = y.to(self.device, non_blocking=True)
+        x, y = self._to_device(x), self._to_device(y)
         total = torch.zeros((), device=self.device)
         mb = tc.micro_batch
         for i in range(self.accum):
-            with autocast(self.device):
-                _, loss = self.forward(x[i * mb : (i + 1) * mb], y[i * mb : (i + 1) * mb])
-            (loss / self.accum).backward()  # gradients accumulate over micro-batches
+            with dist.accumulate(self.ddp, last=i == self.accum - 1):
+                with autocast(self.device):
+                    _, loss = self.forward(x[i * mb : (i + 1) * mb], y[i * mb : (i + 1) * mb])
+                (loss / self.accum).backward()  # gradients accumulate over micro-batches
             total += loss.detach()
         dist.synchronize(self.opt)  # gradients now averaged over the global batch
         mean_loss = dist.allreduce((total / self.accum).float().cpu(), name="train.loss").item()
@@ -273,22 +299,56 @@ class _Trainer:
                 f"the weights. The last good checkpoint is {last}. Lower train.lr (or check "
                 "the data), then re-run the same command to resume from it"
             )
-        if tc.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        max_norm = tc.grad_clip if tc.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         with dist.skip_synchronize(self.opt):
             self.opt.step()
         self.opt.zero_grad()
         seconds = time.perf_counter() - started
         cursor = self.train_ds
+        tokens_per_s = tc.global_batch * self.block_size / seconds
         return {
             "step": step,
             "epoch": round(cursor.epoch + cursor.batch / cursor.batches_per_epoch, 6),
             "loss": mean_loss,
             "lr": lr,
-            "tokens_per_s": tc.global_batch * self.block_size / seconds,
+            "tokens_per_s": tokens_per_s,
+            "mfu": mfu(self.flops_per_token, tokens_per_s, self.peak_flops * self.info.size),
+            "grad_norm": float(grad_norm),
             "data_wait": (self.train_ds.wait_seconds() - waited) / seconds,
             "step_s": seconds,
         }
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        """Copy a batch to the device: from pinned host memory, asynchronously, on CUDA."""
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t
+
+    def _bytes_per_token(self) -> float | None:
+        """UTF-8 bytes per target token of the validation rows :meth:`_evaluate` reads,
+        summed over ranks (None without a validation split or a readable tokenizer). Turns
+        the validation loss into bits per byte: ``loss / ln 2 * tokens / bytes``."""
+        if self.val_ds is None:
+            return None
+        from tokenizers import Tokenizer
+
+        from pipeline.fs import filesystem
+
+        try:
+            fs, path = filesystem(self.manifest.uri(self.manifest.content.tokenizer.path))
+            with fs.open_input_stream(path, compression=None) as f:
+                tok = Tokenizer.from_str(f.read().decode("utf-8"))
+        except (OSError, ValueError) as e:
+            self._log(f"no bits per byte: the tokenizer does not load ({e})")
+            return None
+        counts = torch.zeros(2, dtype=torch.float64)  # (bytes, tokens)
+        for _, y in self.val_ds.eval_batches(self.tc.micro_batch, self.tc.eval_batches):
+            for row in y.tolist():
+                counts[0] += len(tok.decode(row).encode("utf-8"))
+                counts[1] += len(row)
+        counts = dist.allreduce(counts, average=False, name="val.bytes")
+        return float(counts[1] / counts[0]) if counts[0] > 0 else None
 
     @torch.no_grad()
     def _evaluate(self) -> float | None:
@@ -300,7 +360,7 @@ class _Trainer:
         total, n = torch.zeros((), device=self.device), 0
         for x, y in self.val_ds.eval_batches(self.tc.micro_batch, self.tc.eval_batches):
             with autocast(self.device):
-                _, loss = self.model(x.to(self.device), y.to(self.device))
+                _, loss = self.model(self._to_device(x), self._to_device(y))
             total += loss.float()
             n += 1
         self.model.train()
@@ -346,7 +406,9 @@ class _Trainer:
         tc, main = self.tc, self.info.is_main
         found = self._resume()
         if main:
-            self.metrics = MetricsLog(self.run_dir, self.step if found else -1)
+            self.metrics = MetricsLog(
+                self.run_dir, self.step if found else -1, tensorboard=tc.tensorboard
+            )
         n_params = self.model.num_params()
         if found:
             self._log(f"resumed from {found['folder']} (step {self.step})")
@@ -357,9 +419,10 @@ class _Trainer:
         )
         if not found:
             val = self._evaluate()
-            self._write({"step": 0, "epoch": 0.0, **_val_fields(val)})
+            row0 = {"step": 0, "epoch": 0.0, **val_fields(val, self.bytes_per_token)}
+            self._write(row0)
             if val is not None:
-                self._log(f"step 0: val_loss {val:.4f}")
+                self._log(log_line(row0))
         end = tc.max_steps if stop_after is None else min(stop_after, tc.max_steps)
         bar = progress_bar(tc.max_steps, self.step, main)
         try:
@@ -368,12 +431,12 @@ class _Trainer:
                 row = self._train_step()
                 last = self.step == tc.max_steps
                 if (tc.eval_every and self.step % tc.eval_every == 0) or last:
-                    row.update(_val_fields(self._evaluate()))
+                    row.update(val_fields(self._evaluate(), self.bytes_per_token))
                 self._write(row)
                 bar.update(1)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", mfu=f"{row['mfu']:.1%}", refresh=False)
                 if row.get("val_loss") is not None:
-                    self._log(f"step {self.step}: val_loss {row['val_loss']:.4f}")
+                    self._log(log_line(row))
                 every = tc.checkpoint_every and self.step % tc.checkpoint_every == 0
                 if every or last or self.step == end:
                     self._checkpoint(row["loss"])
@@ -392,9 +455,3 @@ class _Trainer:
     def _write(self, row: dict[str, Any]) -> None:
         if self.metrics is not None:
             self.metrics.write(row)
-
-
-def _val_fields(val: float | None) -> dict[str, Any]:
-    if val is None:
-        return {}
-    return {"val_loss": val, "val_ppl": math.exp(min(val, 50.0))}

@@ -21,7 +21,8 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import mwparserfromhell
@@ -29,6 +30,8 @@ from mwparserfromhell import nodes
 from mwparserfromhell.parser import ParserError
 from mwparserfromhell.parser import tokens as tk
 from mwparserfromhell.parser.builder import Builder
+
+from pipeline.wiki import templates
 
 try:  # the C tokenizer, as mwparserfromhell.parse itself picks it
     from mwparserfromhell.parser._tokenizer import CTokenizer as _Tokenizer
@@ -63,10 +66,16 @@ _BREAK_TAGS = frozenset({"br", "hr"})
 _BLOCK_TAGS = frozenset({"p", "div", "li", "dd", "dt", "blockquote", "pre", "center", "poem"})
 
 _SWITCH = re.compile(r"__[A-Z_]{2,30}__")
-_QUOTES = re.compile(r"'{2,}")
+_QUOTES = re.compile(r"('{2,})")
 _EMPTY_PARENS = re.compile(r"\(\s*(?:[,;:]\s*)*\)|\[\s*\]")
+# Punctuation left orphaned where content was removed: "( ; born 1900)", "name; )",
+# ",,,, and".
+_PAREN_LEAD = re.compile(r"\([ \t]*[,;:][ \t,;:]*")
+_PAREN_TRAIL = re.compile(r"[ \t]*[,;:][ \t,;:]*\)")
+_PAREN_TRAIL_QUICK = re.compile(r"[,;:][ \t,;:]*\)")  # no scan from every space
+_REPEATED_PUNCT = re.compile(r"([,;])(?:[ \t]*[,;])+")
 _SPACES = re.compile(r"[ \t\u00a0]{2,}")
-_SPACE_PUNCT = re.compile(r" +([,.;:!?])")
+_SPACE_PUNCT = re.compile(r" +([,.;:!?)])")
 _BLANKS = re.compile(r"\n{3,}")
 # A link whose target has a media file extension, or whose first option is an image
 # option, is a file link whatever its namespace is called (dumps without <siteinfo>, or
@@ -124,23 +133,35 @@ class CleanOptions:
 
 @dataclass
 class CleanResult:
-    """Plain text and the category names found in the wikitext."""
+    """Plain text, the category names found in the wikitext, and the templates met
+    outside dropped markup: rendered (:mod:`pipeline.wiki.templates`) or dropped, as
+    ``{normalised name: count}``."""
 
     text: str
     categories: list[str]
+    templates_rendered: dict[str, int] = field(default_factory=dict)
+    templates_dropped: dict[str, int] = field(default_factory=dict)
 
 
 def _norm(name: str) -> str:
     return name.replace("_", " ").strip().casefold()
 
 
-def clean_wikitext(wikitext: str, options: CleanOptions | None = None) -> CleanResult:
+def clean_wikitext(
+    wikitext: str, options: CleanOptions | None = None, title: str | None = None
+) -> CleanResult:
     """Turn one page's wikitext into plain text.
+
+    Inline templates that carry prose or numbers (``{{convert}}``, ``{{lang}}``,
+    ``{{as of}}``…, :mod:`pipeline.wiki.templates`) are rendered as the reader sees them;
+    every other template is dropped.
 
     Args:
         wikitext: raw wikitext of a page.
         options: namespace names and the time guard; defaults know English and the common
             local names.
+        title: the page's title, for ``{{PAGENAME}}``; without it that magic word is
+            dropped.
 
     Returns:
         :class:`CleanResult` with ``text`` (headings on their own lines, paragraphs
@@ -157,9 +178,14 @@ def clean_wikitext(wikitext: str, options: CleanOptions | None = None) -> CleanR
         wikitext = html.unescape(wikitext)
     # Bold and italic quotes stay text (removed by _tidy): parsed as style tags, an
     # unbalanced '' lets a table or <ref> swallow the rest of the page.
-    walker = _Walker(opts, time.thread_time() + opts.timeout_s)
+    walker = _Walker(opts, time.thread_time() + opts.timeout_s, title)
     raw = walker.render_wikitext(wikitext)
-    return CleanResult(_tidy(_residue(raw, walker)), list(dict.fromkeys(walker.categories)))
+    return CleanResult(
+        _tidy(_residue(raw, walker)),
+        list(dict.fromkeys(walker.categories)),
+        dict(walker.rendered),
+        dict(walker.dropped),
+    )
 
 
 # Token pairs whose whole span the walker renders as "" (templates, template arguments,
@@ -194,6 +220,11 @@ _CLOSERS = frozenset(
 _SPLITS = frozenset({tk.WikilinkSeparator, tk.ExternalLinkSeparator, tk.TagCloseOpen})
 
 
+_NAME_ENDS = (tk.TemplateParamSeparator, tk.TemplateClose)
+# Raw template name → (normalised name, has a renderer); names repeat across pages.
+_NAMES: dict[str, tuple[str, bool]] = {}
+
+
 class _Unbalanced(Exception):
     """The token list does not nest; the builder reports it properly."""
 
@@ -213,9 +244,13 @@ class _Tokens:
     inner_end: dict[int, int]
 
 
-def _prune(toks: list[tk.Token]) -> _Tokens:
+def _prune(
+    toks: list[tk.Token], on_template: Callable[[list[tk.Token], int, int], str | None]
+) -> _Tokens:
     """Cut templates, arguments, comments and :data:`_DROP_TAGS` tags (``<ref>``, tables,
     galleries…) out of a page's tokens and match every node's opening and closing tokens.
+    ``on_template(toks, i, j)`` sees each template cut (``toks[i:j]``): the text it
+    returns, if any, replaces the template as one text token.
 
     Raises:
         _Unbalanced: the token list does not nest (the caller falls back to the builder,
@@ -236,7 +271,7 @@ def _prune(toks: list[tk.Token]) -> _Tokens:
             if type(name) is tk.Text and name.text.strip().lower() in _DROP_TAGS:
                 close = _TAG_ENDS
         if close is not None:  # skip to the matching close token
-            depth, i = 1, i + 1
+            start, depth, i = i, 1, i + 1
             while i < n and depth:
                 k = type(toks[i])
                 if k is kind:
@@ -246,6 +281,10 @@ def _prune(toks: list[tk.Token]) -> _Tokens:
                 i += 1
             if depth:
                 raise _Unbalanced
+            if kind is tk.TemplateOpen:
+                text = on_template(toks, start, i)
+                if text:
+                    kept.append(tk.Text(text=text))
             continue
         at = len(kept)
         kept.append(t)
@@ -277,9 +316,11 @@ def _build(toks: list[tk.Token]) -> mwparserfromhell.wikicode.Wikicode:
 
 
 class _Walker:
-    def __init__(self, opts: CleanOptions, deadline: float) -> None:
-        self.opts, self.deadline = opts, deadline
+    def __init__(self, opts: CleanOptions, deadline: float, title: str | None = None) -> None:
+        self.opts, self.deadline, self.title = opts, deadline, title
         self.categories: list[str] = []
+        self.rendered: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
         self.count = 0
 
     def tick(self) -> None:
@@ -299,7 +340,7 @@ class _Walker:
         """
         toks = _Tokenizer().tokenize(wikitext, 0, True)  # skip_style_tags
         try:
-            t = _prune(toks)
+            t = _prune(toks, self.template_tokens)
         except _Unbalanced:
             return self.render(_build(toks).nodes)
         return self.render_tokens(t, 0, len(t.toks))
@@ -383,8 +424,87 @@ class _Walker:
             return n.normalize()
         if isinstance(n, nodes.ExternalLink):
             return self.render(n.title.nodes) if n.title is not None else ""
-        # Template, Argument, Comment and anything else: not prose.
+        if isinstance(n, nodes.Template):
+            return self.template(n)
+        # Argument, Comment and anything else: not prose.
         return ""
+
+    def template_tokens(self, toks: list[tk.Token], i: int, j: int) -> str | None:
+        """The rendering of the template ``toks[i:j]`` (None when dropped). Its tree is
+        built only when its name has a renderer and its arguments hold markup; plain
+        arguments are read from the tokens."""
+        name, after = toks[i + 1], toks[i + 2] if i + 2 < j else None
+        if type(name) is tk.Text and type(after) in _NAME_ENDS:
+            known = _NAMES.get(name.text)
+            if known is None:
+                key = templates.normalise(name.text)
+                if len(_NAMES) > 100_000:  # bounded memory on wikis with many names
+                    _NAMES.clear()
+                known = _NAMES[name.text] = (key, templates.lookup(key) is not None)
+            if not known[1]:
+                self.dropped[known[0]] += 1
+                return None
+            params: list[list] = []  # [shows its key, key, value parts]
+            for x in toks[i + 2 : j - 1]:
+                kind = type(x)
+                if kind is tk.TemplateParamSeparator:
+                    params.append([False, "", []])
+                elif kind is tk.TemplateParamEquals:
+                    p = params[-1]
+                    p[0], p[1], p[2] = True, "".join(p[2]).strip(), []
+                elif kind is tk.Text:
+                    params[-1][2].append(x.text)
+                else:
+                    break
+            else:
+                found = templates.lookup(known[0])
+                if found is not None:  # always: known[1] says so
+                    args = [(p[0], p[1], "".join(p[2])) for p in params]
+                    return self.apply(known[0], name.text, found, args)
+        node = _build(toks[i:j]).nodes[0]
+        return self.template(node) if isinstance(node, nodes.Template) else self.node(node)
+
+    def template(self, n: nodes.Template) -> str:
+        """A template's rendering by its renderer, or "" (dropped); counted either way."""
+        raw = str(n.name)
+        key = templates.normalise(raw)
+        renderer = templates.lookup(key)
+        if renderer is None:
+            self.dropped[key] += 1
+            return ""
+        params = [
+            (bool(p.showkey), str(p.name).strip() if p.showkey else "", self.render(p.value.nodes))
+            for p in n.params
+        ]
+        return self.apply(key, raw, renderer, params)
+
+    def apply(
+        self, key: str, raw: str, renderer: templates.Renderer, params: list[tuple[bool, str, str]]
+    ) -> str:
+        """Call ``renderer`` on a template's rendered ``(shows key, key, value)``
+        arguments, numbering the unnamed ones as MediaWiki does (after the argument of a
+        parser function such as ``formatnum:``); count it rendered or dropped."""
+        args = templates.Args(key, title=self.title)
+        numbered: dict[int, str] = {}
+        nth = 0
+        if key.endswith(":"):  # parser function: {{formatnum:1234|R}}
+            nth = 1
+            numbered[1] = self.plain(raw.split(":", 1)[1]).strip()
+        for shows_key, pkey, value in params:
+            if not shows_key:
+                nth += 1
+                numbered[nth] = value.strip()
+            elif pkey.isdigit():
+                numbered[int(pkey)] = value.strip()
+            else:
+                args.named[pkey.casefold()] = value.strip()
+        args.pos = [numbered.get(k, "") for k in range(1, max(numbered, default=0) + 1)]
+        text = renderer(args)
+        if text is None:
+            self.dropped[key] += 1
+            return ""
+        self.rendered[key] += 1
+        return text
 
     def wikilink(self, n: nodes.Wikilink) -> str:
         if n.text is None:
@@ -444,7 +564,23 @@ class _Walker:
 
 _INNER_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
 _INNER_LINK = re.compile(r"\[\[([^\[\]]*)\]\]")
-_REF = re.compile(r"<ref[^>]*/>|<ref[^>]*>.*?</ref\s*>", re.IGNORECASE | re.DOTALL)
+_REF = re.compile(r"<ref[^<>]*/>|<ref[^<>]*>.*?</ref\s*>", re.IGNORECASE | re.DOTALL)
+# Containment of broken markup (issue 14). A <ref whose ">" is missing ("<ref name=x։
+# text</ref>") is dropped up to its </ref>; one never closed loses only its attributes.
+_BROKEN_REF = re.compile(
+    r"<ref\b[^<>]*</ref\s*>|<ref\b(?:\s+[\w-]+\s*=\s*(?:\"[^\"<>\n]*\"|'[^'<>\n]*'|[^\s<>]*))*",
+    re.IGNORECASE,
+)
+# A template the tokenizer could not close (broken closing braces): its "{{Name" line and
+# the lines after it up to its last "|param = value" or closing-brace line before a
+# blank line (the value lines between go with it; the prose after it stays).
+_LEAKED_TEMPLATE = re.compile(
+    r"^[ \t]*\{\{[^{}\n|]*\n(?:[ \t]*\S[^\n]*\n)*?(?:[ \t]*[|}][^\n]*(?:\n|$))"
+    r"(?:(?:[ \t]*\S[^\n]*\n)*[ \t]*[|}][^\n]*(?:\n|$))?",
+    re.MULTILINE,
+)
+# A leaked template parameter line: "|native_name = …", "| population = 1,000".
+_PARAM_LINE = re.compile(r"^[ \t]*\|[ \t]*[^\W\d][\w \-]{0,40}=[^\n]*(?:\n|$)", re.MULTILINE)
 _COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
 _HTML_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?>")
 _STRAY = re.compile(r"\{\{|\}\}|\[\[|\]\]")
@@ -457,10 +593,15 @@ def _residue(text: str, walker: _Walker) -> str:
         text = _drop_table_lines(text)
     if "<" in text:
         text = _COMMENT.sub("", _REF.sub("", text))
+        if "<ref" in text or "<REF" in text or "<Ref" in text:
+            text = _BROKEN_REF.sub("", text)
     while "{{" in text:
         text, n = _INNER_TEMPLATE.subn("", text)
         if not n:
+            text = _LEAKED_TEMPLATE.sub("", text)
             break
+    if "\n|" in text or text.startswith("|"):
+        text = _PARAM_LINE.sub("", text)
     while "[[" in text:
         text, n = _INNER_LINK.subn(lambda m: walker.wikilink_text(m.group(1)), text)
         if not n:
@@ -491,11 +632,65 @@ def _drop_table_lines(text: str) -> str:
     return "\n".join(out)
 
 
+def do_quotes(line: str) -> str:
+    """Remove the bold/italic apostrophes of one line and keep the literal ones, by the
+    rules of MediaWiki's ``Parser::doQuotes`` (includes/parser/Parser.php): 4 quotes are
+    an apostrophe and bold, more than 5 are apostrophes and bold italic; if both the
+    italic and the bold counts are odd, one bold is an apostrophe and italic: the first
+    after a one-letter word, else after a longer word, else after a space. So
+    ``''Star'''s`` gives ``Star's``. (Parser.php compares bytes; this compares characters.)
+    """
+    arr = _QUOTES.split(line)
+    if len(arr) == 1:
+        return line
+    italics = bold = 0
+    for i in range(1, len(arr), 2):
+        n = len(arr[i])
+        if n == 4:
+            arr[i - 1] += "'"
+            arr[i] = "'''"
+        elif n > 5:
+            arr[i - 1] += "'" * (n - 5)
+            arr[i] = "'''''"
+        n = len(arr[i])
+        if n == 2:
+            italics += 1
+        elif n == 3:
+            bold += 1
+        elif n == 5:
+            italics += 1
+            bold += 1
+    if italics % 2 and bold % 2:
+        single = multi = space = -1
+        for i in range(1, len(arr), 2):
+            if len(arr[i]) != 3:
+                continue
+            x1, x2 = arr[i - 1][-1:], arr[i - 1][-2:-1]
+            if x1 == " ":
+                if space == -1:
+                    space = i
+            elif x2 == " ":
+                single = i
+                break
+            elif multi == -1:
+                multi = i
+        at = single if single > -1 else multi if multi > -1 else space
+        if at > -1:
+            arr[at - 1] += "'"
+    return "".join(arr[0::2])
+
+
 def _tidy(text: str) -> str:
     text = html.unescape(text)  # entities inside <nowiki> or produced by rendering
     text = _SWITCH.sub("", text)
-    text = _QUOTES.sub("", text)
+    if "''" in text:
+        text = "\n".join(do_quotes(line) if "''" in line else line for line in text.split("\n"))
     text = _EMPTY_PARENS.sub("", text)
+    if "(" in text:
+        text = _PAREN_LEAD.sub("(", text)
+    if ")" in text and _PAREN_TRAIL_QUICK.search(text):
+        text = _PAREN_TRAIL.sub(")", text)
+    text = _REPEATED_PUNCT.sub(r"\1", text)
     text = _SPACE_PUNCT.sub(r"\1", _SPACES.sub(" ", text))  # neither crosses a line
     lines = []
     for line in text.split("\n"):

@@ -125,8 +125,11 @@ def prescan(wikitext: str) -> str | None:
     return None
 
 
-def clean_or_error(wikitext: str, options: CleanOptions) -> tuple[CleanResult | None, str | None]:
-    """:func:`~pipeline.wiki.clean.clean_wikitext`, with a page's own failures as a value.
+def clean_or_error(
+    wikitext: str, options: CleanOptions, title: str | None = None
+) -> tuple[CleanResult | None, str | None]:
+    """:func:`~pipeline.wiki.clean.clean_wikitext` (``title`` for ``{{PAGENAME}}``), with a
+    page's own failures as a value.
 
     Returns:
         ``(result, None)``, or ``(None, "ParserError: …")`` for mwparserfromhell's
@@ -134,7 +137,7 @@ def clean_or_error(wikitext: str, options: CleanOptions) -> tuple[CleanResult | 
         else is a bug and propagates.
     """
     try:
-        return clean_wikitext(wikitext, options), None
+        return clean_wikitext(wikitext, options, title=title), None
     except (ParserError, CleanTimeout, RecursionError) as e:
         return None, f"{type(e).__name__}: {e}"
 
@@ -205,13 +208,19 @@ class PageWorker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def clean(self, wikitext: str, options: CleanOptions) -> Cleaned:
+    def clean(self, wikitext: str, options: CleanOptions, title: str | None = None) -> Cleaned:
         """Clean one page in the child (a batch of one: a round trip per page; prefer
         :meth:`clean_batch`). See :meth:`clean_batch` for the results and errors."""
-        return self.clean_batch([wikitext], options)[0]
+        return self.clean_batch([wikitext], options, [title])[0]
 
-    def clean_batch(self, wikitexts: Sequence[str], options: CleanOptions) -> list[Cleaned]:
-        """Clean pages in the child, one round trip per batch (:func:`batch_spans`).
+    def clean_batch(
+        self,
+        wikitexts: Sequence[str],
+        options: CleanOptions,
+        titles: Sequence[str | None] | None = None,
+    ) -> list[Cleaned]:
+        """Clean pages in the child, one round trip per batch (:func:`batch_spans`);
+        ``titles`` (one per page, or None) feed ``{{PAGENAME}}``.
 
         Returns:
             Per page, in order, what :func:`clean_or_error` returns, or ``(None, reason)``
@@ -223,13 +232,14 @@ class PageWorker:
             PageWorkerError: cleaning raised something other than a page's own failure.
         """
         results: list[Cleaned | None] = [None] * len(wikitexts)
+        pages = list(zip(wikitexts, titles or [None] * len(wikitexts), strict=True))
         for start, stop in batch_spans([len(t) for t in wikitexts]):
-            self._run(wikitexts, list(range(start, stop)), options, results)
+            self._run(pages, list(range(start, stop)), options, results)
         return results  # type: ignore[return-value]  # every page has its result
 
     def _run(
         self,
-        wikitexts: Sequence[str],
+        pages: Sequence[tuple[str, str | None]],
         todo: list[int],
         options: CleanOptions,
         results: list[Cleaned | None],
@@ -244,14 +254,14 @@ class PageWorker:
             _, chan, progress = self._live()
             _PROGRESS.pack_into(progress, 0, -1, 0.0)
             try:
-                chan.send(pickle.dumps([wikitexts[j] for j in todo], pickle.HIGHEST_PROTOCOL))
+                chan.send(pickle.dumps([pages[j] for j in todo], pickle.HIGHEST_PROTOCOL))
                 reply = self._wait()
             except (EOFError, OSError):  # the child is gone
                 reply = None
             if reply is not None:
                 done, last = reply
-                for j, (text, categories, error) in zip(todo, done, strict=False):
-                    results[j] = (None if error else CleanResult(text, categories)), error
+                for j, (fields, error) in zip(todo, done, strict=False):
+                    results[j] = (None if error else CleanResult(*fields)), error
                 del todo[: len(done)]
                 if last is None:
                     continue
@@ -446,8 +456,8 @@ class _Channel:
 
 
 def _serve(chan: _Channel, options: CleanOptions, progress: mmap.mmap, limit_s: float) -> None:
-    """The child's loop: a batch of pages in (a pickled list of wikitexts), one pickled
-    reply out: ``(done, last)``, ``done`` a ``(text, categories, error)`` per page cleaned
+    """The child's loop: a batch of pages in (a pickled list of ``(wikitext, title)``), one
+    pickled reply out: ``(done, last)``, ``done`` a ``(CleanResult fields, error)`` per page cleaned
     in order, ``last`` None, or ``("memory",)`` or ``("bug", traceback)`` for the page
     after them, after which the child exits. Before each page, ``progress`` gets the
     page's index and the CPU time, and the CPU timer gets ``limit_s``: a page that takes
@@ -459,23 +469,27 @@ def _serve(chan: _Channel, options: CleanOptions, progress: mmap.mmap, limit_s: 
             return
         if message is None:  # no timeout is set on the child's end; nothing to do
             continue
-        wikitexts = pickle.loads(message)  # from the parent that forked this process
+        pages = pickle.loads(message)  # from the parent that forked this process
         del message
         done, last = [], None
-        for k in range(len(wikitexts)):
+        for k in range(len(pages)):
             _PROGRESS.pack_into(progress, 0, k, time.process_time())
             signal.setitimer(signal.ITIMER_PROF, limit_s)
             try:
-                result, error = clean_or_error(wikitexts[k], options)
+                result, error = clean_or_error(pages[k][0], options, pages[k][1])
             except Exception as e:  # MemoryError: the C tokenizer wraps it in a SystemError
                 last = ("memory",) if _out_of_memory(e) else ("bug", traceback.format_exc())
                 break
-            wikitexts[k] = None
-            done.append((result.text, result.categories, error) if result else (None, None, error))
+            pages[k] = None
+            fields = None
+            if result is not None:
+                rendered, dropped = result.templates_rendered, result.templates_dropped
+                fields = (result.text, result.categories, rendered, dropped)
+            done.append((fields, error))
             del result
-        _PROGRESS.pack_into(progress, 0, len(wikitexts), time.process_time())
+        _PROGRESS.pack_into(progress, 0, len(pages), time.process_time())
         signal.setitimer(signal.ITIMER_PROF, limit_s)  # the reply, and the next batch's start
-        del wikitexts
+        del pages
         chan.send(pickle.dumps((done, last), pickle.HIGHEST_PROTOCOL))
         if last is not None:
             return

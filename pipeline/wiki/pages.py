@@ -64,6 +64,10 @@ class TaskStats:
     damaged: dict[str, Any] | None = None
     seconds: float = 0.0
     file: str | None = None
+    templates_rendered: Counter = field(default_factory=Counter)
+    """Templates rendered as text by the cleaner, by normalised name (issue 14)."""
+    templates_dropped: Counter = field(default_factory=Counter)
+    """Templates the cleaner dropped, by normalised name."""
 
 
 def wiki_name(siteinfo: SiteInfo, source: str) -> str:
@@ -100,9 +104,9 @@ def page_row(
     """
     row, raw = _row(page, wiki, source, opts)
     if raw is not None and worker is not None:
-        _set_cleaned(row, worker.clean(raw, clean))
+        _set_cleaned(row, worker.clean(raw, clean, row["title"]))
     elif raw is not None:
-        _set_cleaned(row, guard.clean_or_error(raw, clean))
+        _set_cleaned(row, guard.clean_or_error(raw, clean, row["title"]))
     return row
 
 
@@ -144,14 +148,18 @@ def _row(page: Page, wiki: str, source: str, opts: ParseOptions) -> tuple[dict, 
     }, todo
 
 
-def _set_cleaned(row: dict, cleaned: guard.Cleaned) -> dict:
-    """Fill ``row``'s text, categories, status and error from cleaning's ``(result, error)``."""
+def _set_cleaned(row: dict, cleaned: guard.Cleaned, stats: TaskStats | None = None) -> dict:
+    """Fill ``row``'s text, categories, status and error from cleaning's ``(result, error)``;
+    add its template counts to ``stats`` when given."""
     result, error = cleaned
     if error is not None or result is None:
         row["status"], row["error"] = "parse_error", error or "no cleaning result"
     else:
         row["text"], row["categories"] = result.text or None, result.categories
         row["status"] = "ok" if result.text else "empty"
+        if stats is not None:
+            stats.templates_rendered.update(result.templates_rendered)
+            stats.templates_dropped.update(result.templates_dropped)
     return row
 
 
@@ -159,18 +167,21 @@ def _clean_rows(
     pending: list[tuple[dict, str | None]],
     clean: CleanOptions | None,
     worker: guard.PageWorker | None,
+    stats: TaskStats | None = None,
 ) -> list[dict]:
     """The final rows of ``pending`` (rows from :func:`_row`), their pages cleaned as one
     batch: one worker round trip (or in-process, one page at a time). ``clean`` is None
-    only before the first page, when ``pending`` is empty."""
-    texts = [raw for _, raw in pending if raw is not None]
-    if not texts or clean is None:
+    only before the first page, when ``pending`` is empty. Template counts go to
+    ``stats`` when given."""
+    todo = [(raw, row["title"]) for row, raw in pending if raw is not None]
+    if not todo or clean is None:
         return [row for row, _ in pending]
     if worker is not None:
-        cleaned = iter(worker.clean_batch(texts, clean))
+        texts, titles = zip(*todo, strict=True)
+        cleaned = iter(worker.clean_batch(texts, clean, titles))
     else:
-        cleaned = (guard.clean_or_error(raw, clean) for raw in texts)
-    return [row if raw is None else _set_cleaned(row, next(cleaned)) for row, raw in pending]
+        cleaned = (guard.clean_or_error(raw, clean, title) for raw, title in todo)
+    return [row if raw is None else _set_cleaned(row, next(cleaned), stats) for row, raw in pending]
 
 
 def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Iterator[dict]:
@@ -185,7 +196,7 @@ def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Ite
             range whose page count differs from the index.
     """
     source = task["source"]
-    reader = PageReader(source, fragment=task["kind"] == "range")
+    reader = PageReader(source, fragment=task["kind"] != "whole")
     if task["siteinfo"]:
         reader.siteinfo = SiteInfo(**task["siteinfo"])
         reader.siteinfo.namespaces = {int(k): v for k, v in reader.siteinfo.namespaces.items()}
@@ -198,6 +209,7 @@ def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Ite
         worker = guard.PageWorker(opts.parse_timeout_s, opts.page_memory_bytes)
     closing = worker or contextlib.nullcontext()  # no cleaning process outlives the task
     with closing, sources.open_task(task) as (stream, compressed_pos):
+        reader.origin = getattr(stream, "origin", None)  # a split task's part, for errors
         try:
             while True:
                 try:
@@ -225,7 +237,7 @@ def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Ite
                         or chars >= guard.BATCH_CHARS
                         or len(pending) >= PENDING_ROWS
                     ):
-                        yield from _clean_rows(pending, clean, worker)
+                        yield from _clean_rows(pending, clean, worker, stats)
                         pending, to_clean, chars = [], 0, 0
                 if not data:
                     break
@@ -240,7 +252,7 @@ def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Ite
                 "complete_pages_before": reader.pages_completed,
                 "cut_off_page": reader.pages_started > reader.pages_completed,
             }
-        yield from _clean_rows(pending, clean, worker)  # the last batch (up to any damage)
+        yield from _clean_rows(pending, clean, worker, stats)  # the last batch (to any damage)
         stats.bytes_read = compressed_pos() - task["start"]
     # Pages read = complete <page> elements; a page cut off by damage is in stats.damaged.
     stats.pages = reader.pages_completed

@@ -4,7 +4,8 @@ Paths are local paths or URIs that ``pyarrow.fs`` opens (``file://``, ``hdfs://`
 ``s3://``; ``s3a://`` is read as ``s3://``). A task is a plain dict, so it can be shipped
 to Spark executors as is:
 
-``{"task": i, "source": uri, "name": basename, "kind": "whole" | "range", "start": byte,
+``{"task": i, "source": uri, "name": basename, "kind": "whole" | "range" | "bz2_split" |
+"xml_split", "start": byte,
 "end": byte | None, "expected_pages": int | None, "siteinfo": {...} | None}``
 
 Multistream format (https://meta.wikimedia.org/wiki/Data_dumps/Dump_format): the dump is
@@ -29,6 +30,7 @@ from typing import IO, Any, cast
 import pyarrow.fs as pafs
 
 from pipeline.fs import filesystem, join_uri
+from pipeline.wiki import docsources, split
 from pipeline.wiki.xmlpages import DumpError, PageReader, SiteInfo
 
 DUMP_SUFFIXES = (".xml", ".xml.bz2", ".xml.gz", ".bz2", ".gz", ".7z")
@@ -43,7 +45,8 @@ def is_index(name: str) -> bool:
 
 
 def _is_dump(name: str) -> bool:
-    return name.endswith(DUMP_SUFFIXES) and not is_index(name)
+    """A dump or a text corpus file (:mod:`pipeline.wiki.docsources`), not an index."""
+    return name.endswith(DUMP_SUFFIXES + docsources.SUFFIXES) and not is_index(name)
 
 
 def expand_inputs(inputs: list[str]) -> list[tuple[str, int]]:
@@ -75,7 +78,8 @@ def expand_inputs(inputs: list[str]) -> list[tuple[str, int]]:
             else:
                 hits = [info]
         if not hits:
-            raise DumpError(item, f"no dump files ({', '.join(DUMP_SUFFIXES)}) match")
+            suffixes = ", ".join(DUMP_SUFFIXES + docsources.SUFFIXES)
+            raise DumpError(item, f"no dump or corpus files ({suffixes}) match")
         for h in hits:
             found[join_uri(item, h.path)] = h.size
     return sorted(found.items())
@@ -147,12 +151,25 @@ def _check_offsets(uri: str, size: int, offsets: list[int], index_uri: str) -> N
                 )
 
 
-def plan_tasks(files: list[tuple[str, int]], split_bytes: int) -> list[dict[str, Any]]:
+def plan_tasks(
+    files: list[tuple[str, int]],
+    split_bytes: int,
+    *,
+    text_field: str = "text",
+    id_field: str = "id",
+) -> list[dict[str, Any]]:
     """Split the inputs into tasks; multistream dumps with an index by stream offsets.
+
+    Single-stream ``.bz2`` and plain ``.xml`` files larger than ``split_bytes`` are split
+    by :func:`pipeline.wiki.split.plan_split` (bz2 block boundaries, byte ranges);
+    ``.gz`` files are read by one task each (a gzip member cannot be entered mid-way
+    without a decompression index built by reading it all).
 
     Args:
         files: ``[(uri, size)]`` from :func:`expand_inputs`.
-        split_bytes: target compressed bytes per task for multistream dumps.
+        split_bytes: target compressed bytes per task.
+        text_field, id_field: fields of JSON Lines / Parquet corpus files
+            (:func:`pipeline.wiki.docsources.plan_documents`).
 
     Raises:
         DumpError: a ``.7z`` dump, or an index that is unreadable or does not match.
@@ -167,9 +184,13 @@ def plan_tasks(files: list[tuple[str, int]], split_bytes: int) -> list[dict[str,
                 f"memory); convert it first: 7z x -so '{name}' | bzip2 > "
                 f"'{name[:-3]}.bz2' and parse the .bz2",
             )
+        if docsources.is_document_file(name):
+            tasks += docsources.plan_documents(uri, name, size, split_bytes, text_field, id_field)
+            continue
         index = index_for(uri) if name.endswith(".bz2") else None
         if index is None:
-            tasks.append(_task(uri, name, "whole", 0, None, None, None))
+            parts = split.plan_split(uri, name, size, split_bytes)
+            tasks += parts or [_task(uri, name, "whole", 0, None, None, None)]
             continue
         streams = read_index(index)
         if not streams:
@@ -230,7 +251,10 @@ def open_task(task: dict[str, Any]) -> Iterator[tuple[IO[bytes], Any]]:
     fs, path = filesystem(task["source"])
     with fs.open_input_file(path) as raw:
         name = task["name"]
-        if task["kind"] == "range":
+        if task["kind"] in ("bz2_split", "xml_split"):
+            stream = split.SplitStream(raw, raw.size(), task)
+            yield cast(IO[bytes], stream), stream.tell
+        elif task["kind"] == "range":
             view = _Range(raw, task["start"], task["end"])
             with bz2.BZ2File(view) as f:
                 yield f, view.tell

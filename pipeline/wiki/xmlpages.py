@@ -14,6 +14,7 @@ Format reference: https://www.mediawiki.org/xml/export-0.11.xsd (``<mediawiki>``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from xml.parsers import expat
@@ -89,6 +90,9 @@ class PageReader:
         self.pages_completed = 0
         self.bytes_fed = 0
         self._fragment = fragment
+        self.origin: Callable[[], str] | None = None
+        """Where the fed bytes come from when not the input's start (a split task's
+        part), for error positions; set by the task."""
         self._root_closed = False
         self._done: list[Page] = []
         self._stack: list[str] = []
@@ -122,6 +126,11 @@ class PageReader:
     def close(self) -> list[Page]:
         """Signal the end of input; return the last pages. Raises DumpError if truncated."""
         if self._fragment and not self._root_closed:
+            if len(self._stack) > 1:  # the synthetic root would hide the real cause
+                raise self._here(
+                    f"input ends inside an element (<{self._stack[-1]}>): "
+                    "the file is truncated or corrupt"
+                )
             self._feed(b"</mediawiki>")
         try:
             self._p.Parse(b"", True)
@@ -149,11 +158,17 @@ class PageReader:
         msg = expat.ErrorString(e.code)
         if msg == "no element found" or "unclosed token" in msg:
             msg = f"input ends inside an element ({msg}): the file is truncated or corrupt"
-        return DumpError(self.source, msg, f"line {line}, uncompressed byte {offset}", offset)
+        return DumpError(self.source, msg, self._where(line, offset), offset)
 
     def _here(self, message: str) -> DumpError:
         line, offset = self.position()
-        return DumpError(self.source, message, f"line {line}, uncompressed byte {offset}", offset)
+        if self._fragment:
+            offset -= len(b"<mediawiki>")
+        return DumpError(self.source, message, self._where(line, offset), offset)
+
+    def _where(self, line: int, offset: int) -> str:
+        where = f"line {line}, uncompressed byte {offset}"
+        return f"{where} of {self.origin()}" if self.origin is not None else where
 
     def _refuse_dtd(self, *args: Any) -> None:
         raise self._here("a DOCTYPE/DTD is not allowed in a dump; refusing to process it")

@@ -1,8 +1,9 @@
-"""One Horovod rank of the 2-rank runtime test: run the selfcheck, write its result.
+"""One rank of the 2-rank runtime test: run the selfcheck, write its result.
 
-Started by ``horovodrun`` from tests/dist/test_horovod.py; writes ``OUT/rank-<r>.json``
-with the selfcheck result plus every listening socket of the whole horovodrun process
-tree (launcher, rendezvous, task services, ranks), seen while the job runs.
+Started by ``horovodrun`` or ``torchrun`` from tests/dist/test_horovod.py as
+``selfcheck_worker.py OUT BACKEND``; writes ``OUT/rank-<r>.json`` with the selfcheck
+result plus every listening socket of the whole launcher process tree (launcher,
+rendezvous, task services, ranks), seen while the job runs.
 """
 
 import json
@@ -31,16 +32,21 @@ def launcher() -> psutil.Process:
     while p.parent() is not None:
         p = p.parent()
         # The launcher itself: "horovodrun ..." or "python .../horovodrun ..." (the rank's
-        # shell wrapper also mentions horovodrun, in the environment it exports).
-        if any(os.path.basename(part) == "horovodrun" for part in p.cmdline()[:2]):
+        # shell wrapper also mentions horovodrun, in the environment it exports), or
+        # "python -m torch.distributed.run ...".
+        cmd = p.cmdline()
+        if any(os.path.basename(part) == "horovodrun" for part in cmd[:2]):
             return p
-    raise RuntimeError("not started by horovodrun")
+        if any(m in cmd[:3] for m in ("torch.distributed.run", "pipeline.train.torchrun")):
+            return p
+    raise RuntimeError("not started by horovodrun or torchrun")
 
 
 if __name__ == "__main__":
-    out = Path(sys.argv[1])
-    info = dist.init()
+    out, backend = Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "horovod"
+    info = dist.init(backend)
+    dist.barrier()  # every rank has joined: the rendezvous sockets are all open
     listen = listeners_of_tree(launcher())
-    result = dist.selfcheck()
+    result = dist.selfcheck(backend)
     result["listen"] = listen
     (out / f"rank-{info.rank}.json").write_text(json.dumps(result), encoding="utf-8")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from pipeline.train.checkpoint import complete_checkpoints
 from tests.support import training as ts
 
@@ -49,14 +51,15 @@ def test_block_size_above_the_shards(tmp_path: Path) -> None:
     assert no_step_was_made(tmp_path / "run")
 
 
-def test_checksum_mismatch_is_reported_by_the_ranks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["horovod", "torch"])
+def test_checksum_mismatch_is_reported_by_the_ranks(backend: str, tmp_path: Path) -> None:
     data = ts.copy_shards(tmp_path / "shards")
     manifest = json.loads((data / "manifest.json").read_text())
     shard = data / manifest["splits"]["train"]["shards"][0]["path"]
     raw = bytearray(shard.read_bytes())
     raw[-100] ^= 0xFF  # same size, other bytes
     shard.write_bytes(bytes(raw))
-    cfg = ts.write_config(tmp_path / "c.yaml", data=data, run=tmp_path / "run")
+    cfg = ts.write_config(tmp_path / "c.yaml", data=data, run=tmp_path / "run", backend=backend)
     proc = ts.pipeline_train(cfg)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]

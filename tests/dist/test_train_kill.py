@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 import torch
 
 from models.gpt import GPT
@@ -19,18 +20,21 @@ from tests.support import training as ts
 MAX_STEPS = 400
 
 
-def rank_process(root: psutil.Process, rank: int) -> psutil.Process | None:
-    """The Python process of ``rank`` (by its HOROVOD_RANK) under the launcher ``root``."""
+def rank_process(root: psutil.Process, rank: int, backend: str) -> psutil.Process | None:
+    """The Python process of ``rank`` (by its HOROVOD_RANK, or torchrun's RANK) under the
+    launcher ``root``."""
+    key = "HOROVOD_RANK" if backend == "horovod" else "RANK"
     for p in root.children(recursive=True):
         try:
-            if "train.py" in " ".join(p.cmdline()) and p.environ().get("HOROVOD_RANK") == str(rank):
+            if "train.py" in " ".join(p.cmdline()) and p.environ().get(key) == str(rank):
                 return p
         except psutil.Error:
             continue
     return None
 
 
-def test_sigkill_of_a_rank_fails_clearly_and_a_rerun_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["horovod", "torch"])
+def test_sigkill_of_a_rank_fails_clearly_and_a_rerun_resumes(backend: str, tmp_path: Path) -> None:
     run = tmp_path / "run"
     cfg = ts.write_config(
         tmp_path / "c.yaml",
@@ -39,6 +43,7 @@ def test_sigkill_of_a_rank_fails_clearly_and_a_rerun_resumes(tmp_path: Path) -> 
         max_steps=MAX_STEPS,
         checkpoint_every=10,
         eval_every=0,
+        backend=backend,
     )
     proc = subprocess.Popen(
         [str(ts.PIPELINE), "train", str(cfg)],
@@ -51,7 +56,7 @@ def test_sigkill_of_a_rank_fails_clearly_and_a_rerun_resumes(tmp_path: Path) -> 
         while not complete_checkpoints(run) and proc.poll() is None:
             assert time.monotonic() < deadline, "no checkpoint was written"
             time.sleep(0.1)
-        victim = rank_process(psutil.Process(proc.pid), 1)
+        victim = rank_process(psutil.Process(proc.pid), 1, backend)
         assert victim is not None, "rank 1 not found"
         victim.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=120)

@@ -1,9 +1,11 @@
-"""2-rank training on real text lowers the validation loss; the exported model
-generates text; the Spark launcher runs the same rank function."""
+"""2-rank training on real text lowers the validation loss; TensorBoard event files hold
+the metrics; the exported model generates text; the Spark launchers (horovod.spark.run,
+TorchDistributor) run the same rank function."""
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 from pathlib import Path
 
@@ -46,6 +48,39 @@ def test_two_ranks_lower_the_validation_loss(trained: Path) -> None:
     ).read_bytes()
 
 
+def test_metrics_carry_mfu_grad_norm_and_bits_per_byte(trained: Path) -> None:
+    rows = [r for r in ts.metrics(trained) if "loss" in r]
+    assert all(r["mfu"] == 0.0 for r in rows)  # CPU: no peak in the table, none given
+    assert all(r["grad_norm"] > 0 for r in rows)
+    evals = [r for r in ts.metrics(trained) if "val_loss" in r]
+    ratios = {round(r["val_bpb"] / (r["val_loss"] / math.log(2)), 9) for r in evals}
+    assert len(ratios) == 1  # one tokens-per-byte factor for the whole run
+    assert 0.1 < ratios.pop() < 1.0  # a 512-token BPE holds between 1 and 10 bytes
+
+
+def test_tensorboard_event_files_hold_the_metrics(trained: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(trained / "tensorboard"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {
+        "train/loss",
+        "train/lr",
+        "train/tokens_per_s",
+        "train/mfu",
+        "train/grad_norm",
+        "train/data_wait",
+        "val/loss",
+        "val/bits_per_byte",
+    } <= tags
+    loss = acc.Scalars("train/loss")
+    assert [e.step for e in loss] == list(range(1, 151))
+    expected = ts.losses(trained)
+    assert all(e.value == pytest.approx(expected[e.step], rel=1e-6) for e in loss)
+    assert [e.step for e in acc.Scalars("val/loss")] == [0, 50, 100, 150]
+
+
 def generate(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(ts.PIPELINE), "generate", *args],
@@ -86,7 +121,8 @@ def test_generate_refuses_a_folder_without_a_model(tmp_path: Path) -> None:
     assert "pipeline generate: error:" in proc.stderr and "config.json" in proc.stderr
 
 
-def test_spark_launcher_runs_two_ranks(spark, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["horovod", "torch"])
+def test_spark_launcher_runs_two_ranks(backend: str, spark, tmp_path: Path) -> None:
     from pipeline.stage_config import load_config
     from pipeline.train.launch import run_train
 
@@ -98,7 +134,7 @@ def test_spark_launcher_runs_two_ranks(spark, tmp_path: Path) -> None:
         eval_every=3,
         checkpoint_every=3,
     )
-    cfg = load_config(cfg_path, ["train.launcher=spark"])
+    cfg = load_config(cfg_path, ["train.launcher=spark", f"train.backend={backend}"])
     summary = run_train(cfg)
     assert summary["steps"] == 6 and summary["model_dir"] == str(tmp_path / "run" / "model")
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [

@@ -1,4 +1,5 @@
-"""Exact resume of 2-rank training on CPU, resume on another world size, refusals.
+"""Exact resume of 2-rank training on CPU, also on the other backend (Horovod ->
+torch.distributed) and on another world size; refusals.
 
 A straight run of TOTAL steps is compared with a run stopped after STOP steps (a clean,
 preemption-like stop with a checkpoint) and resumed to TOTAL by ``pipeline train``.
@@ -33,6 +34,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     ts.horovodrun_stop_after(stopped, STOP)
     shutil.copytree(base / "stopped", base / "stopped-for-1-rank")
+    shutil.copytree(base / "stopped", base / "stopped-for-torch")
     return base
 
 
@@ -66,6 +68,22 @@ def test_resume_two_ranks_matches_the_straight_run_exactly(runs: Path) -> None:
         assert all(torch.equal(state[k], ob["state"][i][k]) for k in state)
     exported = ts.weights(resumed / "model")
     assert all(torch.equal(exported[k], b[k]) for k in exported)
+
+
+def test_a_horovod_run_resumes_on_torch_distributed_with_the_same_losses(runs: Path) -> None:
+    run = runs / "stopped-for-torch"
+    cfg = ts.write_config(
+        runs / "torch.yaml", data=ts.real_shards(), run=run, max_steps=TOTAL, backend="torch"
+    )
+    proc = ts.pipeline_train(cfg)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed from" in proc.stderr and "2 rank(s)" in proc.stderr
+    assert ts.losses(run) == ts.losses(runs / "straight")  # bit-identical, both halves
+    a, b = (ts.weights(r / "checkpoints" / "step-0000010") for r in (runs / "straight", run))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert read_state(run / "checkpoints" / "step-0000010")["config"]["train"]["backend"] == (
+        "torch"
+    )
 
 
 def test_resume_two_ranks_with_one_rank_continues_the_batch_sequence(runs: Path) -> None:

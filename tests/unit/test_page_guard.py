@@ -252,10 +252,10 @@ def test_page_that_kills_its_worker_twice_is_reported(
 ) -> None:
     clean_or_error = guard.clean_or_error
 
-    def deadly(wikitext: str, options: CleanOptions) -> tuple:
+    def deadly(wikitext: str, options: CleanOptions, title: str | None = None) -> tuple:
         if wikitext == "deadly":  # as the OOM killer would, on this page only
             os.kill(os.getpid(), signal.SIGKILL)
-        return clean_or_error(wikitext, options)
+        return clean_or_error(wikitext, options, title)
 
     monkeypatch.setattr(guard, "clean_or_error", deadly)  # children inherit it
     with guard.PageWorker(timeout_s=30.0, memory_bytes=1 << 30) as worker:

@@ -70,7 +70,7 @@ def test_inputs_folder_glob_and_missing() -> None:
     assert sources.expand_inputs([str(WIKI / "elwikivoyage-split" / "*p1*.bz2")])
     with pytest.raises(DumpError, match="input not found"):
         sources.expand_inputs([str(WIKI / "nope.xml.bz2")])
-    with pytest.raises(DumpError, match="no dump files"):
+    with pytest.raises(DumpError, match="no dump or corpus files"):
         sources.expand_inputs([str(WIKI / "*.nothing")])
 
 
@@ -117,9 +117,17 @@ def test_too_large_and_namespaces_option(tmp_path: Path) -> None:
 
 def test_truncated_input_fail_or_keep(tmp_path: Path) -> None:
     path = WIKI / "edge-cases" / "simplewiki-multistream-head1000-TRUNCATED.xml"
-    tasks = sources.plan_tasks(sources.expand_inputs([str(path)]), 1)
+    tasks = sources.plan_tasks(sources.expand_inputs([str(path)]), 10**9)
     with pytest.raises(DumpError, match="TRUNCATED.xml at line 1001"):
         run_all(tasks, tmp_path)
+    split_tasks = sources.plan_tasks(sources.expand_inputs([str(path)]), 1)  # 64 KiB parts
+    assert [t["kind"] for t in split_tasks] == ["xml_split", "xml_split"]
+    with pytest.raises(
+        DumpError,
+        match=r"TRUNCATED.xml at line \d+, uncompressed byte "
+        r"\d+ of the part from file byte \d+: input ends inside",
+    ):
+        run_all(split_tasks, tmp_path)
     stats = pages.run_task(tasks[0], pages.ParseOptions(on_damaged="keep"), str(tmp_path), "1")
     assert stats.rows == stats.pages == 7
     assert stats.damaged["position"].startswith("line 1001")

@@ -1,0 +1,61 @@
+"""``torchrun`` whose rendezvous stores listen on 127.0.0.1 only:
+``python -m pipeline.train.torchrun [torchrun arguments]``.
+
+torchrun's c10d rendezvous and the store it shares with the ranks are ``TCPStore``
+servers, which bind the wildcard address whatever host they are given (torch 2.13 has no
+bind-address option). For a single-host job (rendezvous endpoint and ``--local-addr`` on
+loopback) this entry point hands every store server it starts a socket already bound to
+``127.0.0.1`` (``TCPStore(master_listen_fd=...)``), then runs torchrun's own ``main``.
+Gloo itself binds to the interface of ``GLOO_SOCKET_IFNAME`` (``lo``, see
+:func:`pipeline.train.dist.launch_env`). Stores for other hosts are left as torchrun
+makes them.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import torch.distributed as td
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+_sockets: list[socket.socket] = []  # the listening sockets, alive as long as the process
+
+
+class LoopbackTCPStore(td.TCPStore):
+    """``TCPStore`` whose server (``is_master``) listens on 127.0.0.1 when its host is a
+    loopback name; a client or a store for another host is a plain ``TCPStore``."""
+
+    def __init__(
+        self,
+        host_name: str,
+        port: int,
+        world_size: int | None = None,
+        is_master: bool = False,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        fd_given = args or kwargs.get("master_listen_fd") is not None
+        if is_master and not fd_given and host_name in LOOPBACK_NAMES:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))  # torch.distributed: store on loopback only.
+            sock.listen(1024)
+            _sockets.append(sock)
+            port = sock.getsockname()[1]
+            kwargs["master_listen_fd"] = sock.fileno()
+        super().__init__(host_name, port, world_size, is_master, *args, **kwargs)
+
+
+def main() -> None:
+    """Run torchrun (``torch.distributed.run.main``) with loopback store servers."""
+    from torch.distributed.elastic.rendezvous import c10d_rendezvous_backend
+    from torch.distributed.run import main as torchrun_main
+
+    td.TCPStore = LoopbackTCPStore  # type: ignore[misc]  # the shared store of the ranks
+    c10d_rendezvous_backend.TCPStore = LoopbackTCPStore  # type: ignore[misc]  # rendezvous
+    torchrun_main()
+
+
+if __name__ == "__main__":
+    main()
