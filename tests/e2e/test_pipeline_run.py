@@ -113,7 +113,7 @@ def test_first_run_downloads_then_makes_every_stage_a_sample_and_a_report(first_
     report = work / "runs" / "gpt" / "report" / "report.html"
     assert f"report: {report}" in proc.stdout
     html = report.read_text()
-    assert html.count("data:image/png;base64,") == 4  # pages, tokens, loss, throughput
+    assert html.count("data:image/png;base64,") == 5  # pages, curate, tokens, loss, throughput
     assert "a53f4648dec40467ebdcbc7a1307eddb51fe6e28e9309f6ebde81ba0d04bea2d" in html  # dump
     for stage_dir in ("pages", "shards", "runs/gpt"):
         fp = json.loads((work / stage_dir / "_fingerprint.json").read_text())
@@ -137,22 +137,22 @@ def test_second_run_is_up_to_date_and_a_config_change_reruns_from_its_stage(
     changed = pipeline_run(
         work,
         work / "dumps" / "enwiki" / DATE / MIRRORED,
-        "featurise.block_size=128",
-        "model.block_size=128",
+        "featurise.block_size=64",
+        "model.block_size=64",
     )
     assert changed.returncode == 0, changed.stderr[-3000:]
     lines = stage_lines(changed.stdout)
     assert lines["parse"].startswith("up to date")
     assert lines["featurise"].startswith("running") and lines["train"].startswith("running")
     assert "moved the old run to" in changed.stdout
-    assert json.loads((work / "shards/manifest.json").read_text())["block_size"] == 128
+    assert json.loads((work / "shards/manifest.json").read_text())["block_size"] == 64
 
 
 def test_force_reruns_from_the_named_stage(first_run) -> None:
     work, _ = first_run
     dump = work / "dumps" / "enwiki" / DATE / MIRRORED
     proc = pipeline_run(
-        work, dump, "featurise.block_size=128", "model.block_size=128", "--force", "train"
+        work, dump, "featurise.block_size=64", "model.block_size=64", "--force", "train"
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = stage_lines(proc.stdout)

@@ -305,7 +305,7 @@ def test_page_errors_and_bugs_from_the_worker(monkeypatch: pytest.MonkeyPatch) -
     with guard.PageWorker(timeout_s=30.0, memory_bytes=1 << 30) as worker:
         assert worker.clean("x" * 10, opts) == guard.clean_or_error("x" * 10, opts)
 
-        def broken(wikitext: str, options: CleanOptions) -> None:
+        def broken(wikitext: str, options: CleanOptions, title: str | None = None) -> None:
             raise KeyError("a bug")
 
         monkeypatch.setattr(guard, "clean_wikitext", broken)  # the next child inherits it
