@@ -15,8 +15,9 @@ Per sample file, on its namespace-0 articles (no redirects):
 * **WE 4-gram recall**: share of WikiExtractor's word 4-grams (multiset) found in ours;
   **chars ratio**: our characters / WikiExtractor's.
 * With a template-expanding reference, the npm package ``wtf_wikipedia``
-  (``wtf(wikitext).text()``, run by ``node``; install it with ``cd benchmarks/work/wtf &&
-  npm install wtf_wikipedia``, the folder is git-ignored): **numbers kept** (its numeric
+  (``wtf(wikitext).text()``, run by ``node``; install it with ``mkdir -p benchmarks/.wtf &&
+  npm install --prefix benchmarks/.wtf wtf_wikipedia``, the folder is git-ignored):
+  **numbers kept** (its numeric
   tokens that the wikitext holds, thousands separators removed, found in ours) and
   **ref 4-gram recall** (its word 4-grams found in ours). Shown as ``n/a`` without node
   or the package.
@@ -43,7 +44,7 @@ from pipeline.wiki.sources import open_task
 from pipeline.wiki.xmlpages import Page, PageReader
 
 WIKI = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "wiki"
-WTF_DIR = Path(__file__).resolve().parent / "work" / "wtf"
+WTF_DIR = Path(__file__).resolve().parent / ".wtf"  # git-ignored; see the docstring
 DEFAULT_FILES = [
     "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
     "dbpedia-minidumps/en.xml.bz2",
