@@ -29,6 +29,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -162,8 +163,33 @@ def run_horovodrun(cfg: PipelineConfig, config_path: str | os.PathLike[str]) -> 
     )
     env = dist.launch_env(tc.hosts)
     env["PYTHONUNBUFFERED"] = "1"
-    tail: collections.deque[str] = collections.deque(maxlen=40)
     found: dict[str, Any] = {}
+    quiet = False  # horovodrun's own traceback after a failure says nothing more
+
+    def show(text: str) -> bool:
+        nonlocal quiet
+        _scan(text, found)
+        quiet = quiet or (bool(found) and text.startswith("Traceback (most recent call"))
+        return not quiet or text.startswith("[")
+
+    code, tail = _relay(cmd, env, "horovodrun", show)
+    if code != 0:
+        raise TrainError(describe_failure(found, code, run_dir(cfg), tail))
+
+
+def _relay(
+    cmd: list[str], env: dict[str, str], launcher: str, show: Callable[[str], bool]
+) -> tuple[int, list[str]]:
+    """Run a launcher, relaying to stderr each output line (stdout and stderr merged) that
+    ``show`` accepts; ``show`` sees every line, without its newline, in order.
+
+    Returns:
+        ``(exit code, the last 40 lines)``.
+
+    Raises:
+        TrainError: the launcher cannot be started.
+    """
+    tail: collections.deque[str] = collections.deque(maxlen=40)
     try:
         proc = subprocess.Popen(
             cmd,
@@ -174,19 +200,15 @@ def run_horovodrun(cfg: PipelineConfig, config_path: str | os.PathLike[str]) -> 
             env=env,
         )
     except OSError as e:
-        raise TrainError(f"cannot start horovodrun ({cmd[0]}): {e}") from None
+        raise TrainError(f"cannot start {launcher} ({cmd[0]}): {e}") from None
     with proc:
-        quiet = False  # horovodrun's own traceback after a failure says nothing more
         for line in proc.stdout:  # type: ignore[union-attr]
             tail.append(line.rstrip("\n"))
-            _scan(tail[-1], found)
-            quiet = quiet or (bool(found) and line.startswith("Traceback (most recent call"))
-            if not quiet or line.startswith("["):
+            if show(tail[-1]):
                 sys.stderr.write(line)
                 sys.stderr.flush()
         code = proc.wait()
-    if code != 0:
-        raise TrainError(describe_failure(found, code, run_dir(cfg), list(tail)))
+    return code, list(tail)
 
 
 def run_torchrun(cfg: PipelineConfig, config_path: str | os.PathLike[str]) -> None:
@@ -212,39 +234,25 @@ def run_torchrun(cfg: PipelineConfig, config_path: str | os.PathLike[str]) -> No
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("OMP_NUM_THREADS", "1")  # the loop sets threads per rank itself
     env.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
-    tail: collections.deque[str] = collections.deque(maxlen=40)
     found: dict[str, Any] = {}
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            env=env,
-        )
-    except OSError as e:
-        raise TrainError(f"cannot start torchrun ({cmd[0]}): {e}") from None
-    with proc:
-        report = False  # torchrun's failure report, condensed into our message
-        for line in proc.stdout:  # type: ignore[union-attr]
-            text = line.rstrip("\n")
-            tail.append(text)
-            if m := _ERROR.match(text):
-                found.setdefault("message", m.group(1))
-            elif "Root Cause" in text:
-                found["root"] = True
-            elif found.get("root") and (m := _TORCHRUN_RANK.match(text)):
-                found.setdefault("first", int(m.group(1)))
-            elif found.get("first") is not None and (m := _TORCHRUN_EXIT.match(text)):
-                found.setdefault("exit", int(m.group(1)))
-            report = report or text.startswith(("Traceback (most recent call", "[W", "====="))
-            if not report or _ERROR.match(text):
-                sys.stderr.write(line)
-                sys.stderr.flush()
-        code = proc.wait()
+    report = False  # torchrun's failure report, condensed into our message
+
+    def show(text: str) -> bool:
+        nonlocal report
+        if m := _ERROR.match(text):
+            found.setdefault("message", m.group(1))
+        elif "Root Cause" in text:
+            found["root"] = True
+        elif found.get("root") and (m := _TORCHRUN_RANK.match(text)):
+            found.setdefault("first", int(m.group(1)))
+        elif found.get("first") is not None and (m := _TORCHRUN_EXIT.match(text)):
+            found.setdefault("exit", int(m.group(1)))
+        report = report or text.startswith(("Traceback (most recent call", "[W", "====="))
+        return not report or bool(_ERROR.match(text))
+
+    code, tail = _relay(cmd, env, "torchrun", show)
     if code != 0:
-        raise TrainError(describe_torchrun_failure(found, code, run_dir(cfg), list(tail)))
+        raise TrainError(describe_torchrun_failure(found, code, run_dir(cfg), tail))
 
 
 def describe_torchrun_failure(
