@@ -20,11 +20,17 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from pipeline.contracts import versioned_object
-from pipeline.contracts.pages import PAGES_SCHEMA, STATS_FILE, PagesError, PagesStats
-from pipeline.fs import filesystem, join_uri
+from pipeline.contracts.pages import (
+    PAGES_SCHEMA,
+    STATS_FILE,
+    PagesError,
+    PagesStats,
+    check_file_names,
+    part_files,
+)
+from pipeline.fs import filesystem
 
 FORMAT = "curated"
 FORMAT_VERSION = 1
@@ -111,9 +117,7 @@ class CuratedStats:
             stats = cls(**{**data, "files": tuple(data["files"])})
         except TypeError as e:
             raise PagesError(f"{where}: malformed ({e})") from None
-        for name in stats.files:
-            if not isinstance(name, str) or "/" in name or name.startswith((".", "_")):
-                raise PagesError(f"{where}: file name {name!r} is not a plain data file name")
+        check_file_names(stats.files, where)
         return stats
 
 
@@ -147,21 +151,8 @@ def read_curated_dir(uri: str) -> CuratedTable:
     except FileNotFoundError:
         raise PagesError(f"{uri}/{STATS_FILE} not found: not a curated folder") from None
     stats = CuratedStats.from_json(raw, f"{uri.rstrip('/')}/{STATS_FILE}")
-    expected = curated_schema()
-    files = []
-    for name in stats.files:
-        try:
-            schema = pq.read_schema(fs.open_input_file(f"{path}/{name}"))
-        except FileNotFoundError:
-            raise PagesError(f"{uri}/{name}: listed in {STATS_FILE} but missing") from None
-        except pa.ArrowInvalid as e:
-            raise PagesError(f"{uri}/{name}: not a Parquet file ({e})") from None
-        if not schema.remove_metadata().equals(expected):
-            raise PagesError(
-                f"{uri}/{name}: schema differs from the curated contract; re-run "
-                f"`pipeline curate`; expected\n{expected}\ngot\n{schema.remove_metadata()}"
-            )
-        files.append(join_uri(uri, f"{path}/{name}"))
+    what = "the curated contract; re-run `pipeline curate`"
+    files = part_files(fs, path, uri, stats.files, curated_schema(), what)
     return CuratedTable(uri, stats, files, hashlib.sha256(raw).hexdigest())
 
 

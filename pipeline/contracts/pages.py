@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -200,10 +201,47 @@ class PagesStats:
             )
         except (KeyError, TypeError, ValueError) as e:
             raise PagesError(f"{where}: malformed ({type(e).__name__}: {e})") from None
-        for name in stats.files:
-            if not isinstance(name, str) or "/" in name or name.startswith((".", "_")):
-                raise PagesError(f"{where}: file name {name!r} is not a plain data file name")
+        check_file_names(stats.files, where)
         return stats
+
+
+def check_file_names(names: Sequence[object], where: str) -> None:
+    """Check that a stats file's ``files`` are plain data file names of its folder.
+
+    Raises:
+        PagesError: a name that is not a string, holds ``/``, or starts with ``.`` or ``_``
+            (hidden or sidecar files, which readers skip).
+    """
+    for name in names:
+        if not isinstance(name, str) or "/" in name or name.startswith((".", "_")):
+            raise PagesError(f"{where}: file name {name!r} is not a plain data file name")
+
+
+def part_files(
+    fs: pafs.FileSystem, path: str, uri: str, names: Sequence[str], schema: pa.Schema, what: str
+) -> list[str]:
+    """URIs of the part files ``names`` of folder ``uri`` (``path`` on ``fs``), each checked
+    to be Parquet of ``schema`` (metadata ignored).
+
+    Raises:
+        PagesError: a file missing, not Parquet, or of another schema (``what`` names the
+            contract in the message, e.g. "the pages contract").
+    """
+    files = []
+    for name in names:
+        file_path = f"{path}/{name}"
+        try:
+            found = pq.read_schema(fs.open_input_file(file_path)).remove_metadata()
+        except FileNotFoundError:
+            raise PagesError(f"{uri}/{name}: listed in {STATS_FILE} but missing") from None
+        except pa.ArrowInvalid as e:
+            raise PagesError(f"{uri}/{name}: not a Parquet file ({e})") from None
+        if not found.equals(schema):
+            raise PagesError(
+                f"{uri}/{name}: schema differs from {what}; expected\n{schema}\ngot\n{found}"
+            )
+        files.append(join_uri(uri, file_path))
+    return files
 
 
 @dataclass(frozen=True)
@@ -263,19 +301,5 @@ def read_pages_dir(uri: str) -> PagesTable:
         stats = curated.pages_stats_of(ct)
         return PagesTable(uri, stats, ct.files, ct.stats_sha256, curated.OK_ROWS)
     stats = PagesStats.from_json(raw, where)
-    files = []
-    for name in stats.files:
-        file_path = f"{path}/{name}"
-        try:
-            schema = pq.read_schema(fs.open_input_file(file_path))
-        except FileNotFoundError:
-            raise PagesError(f"{uri}/{name}: listed in {STATS_FILE} but missing") from None
-        except pa.ArrowInvalid as e:
-            raise PagesError(f"{uri}/{name}: not a Parquet file ({e})") from None
-        if not schema.remove_metadata().equals(PAGES_SCHEMA):
-            raise PagesError(
-                f"{uri}/{name}: schema differs from the pages contract; expected\n"
-                f"{PAGES_SCHEMA}\ngot\n{schema.remove_metadata()}"
-            )
-        files.append(join_uri(uri, file_path))
+    files = part_files(fs, path, uri, stats.files, PAGES_SCHEMA, "the pages contract")
     return PagesTable(uri, stats, files, hashlib.sha256(raw).hexdigest())
