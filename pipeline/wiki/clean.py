@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import mwparserfromhell
 from mwparserfromhell import nodes
@@ -74,8 +75,9 @@ _PAREN_LEAD = re.compile(r"\([ \t]*[,;:][ \t,;:]*")
 _PAREN_TRAIL = re.compile(r"[ \t]*[,;:][ \t,;:]*\)")
 _PAREN_TRAIL_QUICK = re.compile(r"[,;:][ \t,;:]*\)")  # no scan from every space
 _REPEATED_PUNCT = re.compile(r"([,;])(?:[ \t]*[,;])+")
-_SPACES = re.compile(r"[ \t\u00a0]{2,}")
+_SPACES = re.compile(r"[ \t\u00a0][ \t\u00a0]+")  # [ \t\u00a0]{2,}, which sre scans slower
 _SPACE_PUNCT = re.compile(r" +([,.;:!?)])")
+_SPACE_BEFORE_PUNCT = re.compile(r" (?=[,.;:!?)])")  # _SPACE_PUNCT once no two spaces touch
 _BLANKS = re.compile(r"\n{3,}")
 # A link whose target has a media file extension, or whose first option is an image
 # option, is a file link whatever its namespace is called (dumps without <siteinfo>, or
@@ -244,6 +246,54 @@ class _Tokens:
     inner_end: dict[int, int]
 
 
+# Token kinds as one byte each, so that a dropped span's end is found with bytes.find and
+# bytes.count (loops in C) rather than a Python step per token. Letters only: no code is a
+# regular-expression metacharacter.
+_CODES: dict[type, int] = {
+    getattr(tk, name): ord(letter)
+    for name, letter in zip(
+        (n for n in tk.__all__ if n != "Token"),
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxy",
+        strict=False,
+    )
+}
+_OTHER = ord("z")  # a kind the table does not know (none of the codes below)
+_TEXT = _CODES[tk.Text]
+_TAG_OPEN = _CODES[tk.TagOpenOpen]
+_TEMPLATE_OPEN = _CODES[tk.TemplateOpen]
+_SPAN_CLOSE = {_CODES[a]: bytes([_CODES[b]]) for a, b in _DROP_SPANS.items()}
+_TAG_END = re.compile(b"[" + bytes(_CODES[k] for k in _TAG_ENDS) + b"]")
+_ROLE = {  # code -> 1: opens a node, 2: closes one, 3: splits one, 4: a tag's "</"
+    **dict.fromkeys((_CODES[k] for k in _OPENERS), 1),
+    **dict.fromkeys((_CODES[k] for k in _CLOSERS), 2),
+    **dict.fromkeys((_CODES[k] for k in _SPLITS), 3),
+    _CODES[tk.TagOpenClose]: 4,
+}
+
+
+def _span_end(codes: bytes, i: int, opener: int, close: bytes | None) -> int:
+    """The index after the token closing the span opened at ``i``: the first close
+    (``close``, or either tag end when None) at which the ``opener`` tokens since ``i``
+    are all closed.
+
+    Raises:
+        _Unbalanced: the span is never closed.
+    """
+    depth, pos, open_code = 1, i + 1, bytes([opener])
+    while True:
+        if close is None:
+            m = _TAG_END.search(codes, pos)
+            j = m.start() if m else -1
+        else:
+            j = codes.find(close, pos)
+        if j < 0:
+            raise _Unbalanced
+        depth += codes.count(open_code, pos, j) - 1
+        if not depth:
+            return j + 1
+        pos = j + 1
+
+
 def _prune(
     toks: list[tk.Token], on_template: Callable[[list[tk.Token], int, int], str | None]
 ) -> _Tokens:
@@ -256,55 +306,48 @@ def _prune(
         _Unbalanced: the token list does not nest (the caller falls back to the builder,
             which raises mwparserfromhell's ``ParserError``).
     """
+    n = len(toks)
+    codes = bytes(map(_CODES.get, map(type, toks), repeat(_OTHER, n)))
     kept: list[tk.Token] = []
     end: dict[int, int] = {}
     split: dict[int, int] = {}
     inner_end: dict[int, int] = {}
     stack: list[int] = []
-    i, n = 0, len(toks)
+    append, role_of, span_close = kept.append, _ROLE.get, _SPAN_CLOSE.get
+    i = 0
     while i < n:
-        t = toks[i]
-        kind = type(t)
-        close = _DROP_SPANS.get(kind)
-        if close is None and kind is tk.TagOpenOpen and i + 1 < n:
-            name = toks[i + 1]
-            if type(name) is tk.Text and name.text.strip().lower() in _DROP_TAGS:
-                close = _TAG_ENDS
-        if close is not None:  # skip to the matching close token
-            start, depth, i = i, 1, i + 1
-            while i < n and depth:
-                k = type(toks[i])
-                if k is kind:
-                    depth += 1
-                elif k is close or (close is _TAG_ENDS and k in _TAG_ENDS):
-                    depth -= 1
-                i += 1
-            if depth:
-                raise _Unbalanced
-            if kind is tk.TemplateOpen:
+        c = codes[i]
+        if c == _TEXT:
+            append(toks[i])
+            i += 1
+            continue
+        close = span_close(c)
+        if close is not None or (
+            c == _TAG_OPEN
+            and i + 1 < n
+            and codes[i + 1] == _TEXT
+            and toks[i + 1]["text"].strip().lower() in _DROP_TAGS
+        ):
+            start, i = i, _span_end(codes, i, c, close)
+            if c == _TEMPLATE_OPEN:
                 text = on_template(toks, start, i)
                 if text:
-                    kept.append(tk.Text(text=text))
+                    append(tk.Text(text=text))
             continue
-        at = len(kept)
-        kept.append(t)
+        role = role_of(c)
+        if role is not None:
+            if role == 1:
+                stack.append(len(kept))
+            elif not stack:
+                raise _Unbalanced
+            elif role == 2:
+                end[stack.pop()] = len(kept)
+            elif role == 3:
+                split.setdefault(stack[-1], len(kept))
+            else:
+                inner_end[stack[-1]] = len(kept)
+        append(toks[i])
         i += 1
-        if kind is tk.Text:
-            continue
-        if kind in _OPENERS:
-            stack.append(at)
-        elif kind in _CLOSERS:
-            if not stack:
-                raise _Unbalanced
-            end[stack.pop()] = at
-        elif kind in _SPLITS:
-            if not stack:
-                raise _Unbalanced
-            split.setdefault(stack[-1], at)
-        elif kind is tk.TagOpenClose:
-            if not stack:
-                raise _Unbalanced
-            inner_end[stack[-1]] = at
     if stack:
         raise _Unbalanced
     return _Tokens(kept, end, split, inner_end)
@@ -325,7 +368,12 @@ class _Walker:
 
     def tick(self) -> None:
         self.count += 1
-        if self.count % 256 == 0 and time.thread_time() > self.deadline:
+        if self.count % 256 == 0:
+            self.check_deadline()
+
+    def check_deadline(self) -> None:
+        """Raise :class:`CleanTimeout` once the thread's CPU time is past the deadline."""
+        if time.thread_time() > self.deadline:
             raise CleanTimeout(f"cleaning took longer than {self.opts.timeout_s:g}s of CPU")
 
     def render_wikitext(self, wikitext: str) -> str:
@@ -347,16 +395,18 @@ class _Walker:
 
     def render_tokens(self, t: _Tokens, lo: int, hi: int) -> str:
         """Render ``t.toks[lo:hi]``, a run of whole nodes, as :meth:`node` would."""
-        toks, out, i = t.toks, [], lo
+        toks, ends, out, i = t.toks, t.end, [], lo
         while i < hi:
-            self.tick()
+            self.count += 1  # self.tick(), inline
+            if not self.count % 256:
+                self.check_deadline()
             tok = toks[i]
             kind = type(tok)
             if kind is tk.Text:
-                out.append(tok.text)
+                out.append(tok["text"])
                 i += 1
                 continue
-            j = t.end[i]
+            j = ends[i]
             if kind is tk.WikilinkOpen:
                 out.append(self.wikilink_tokens(t, i, j))
             elif kind is tk.TagOpenOpen:
@@ -373,16 +423,23 @@ class _Walker:
 
     def wikilink_tokens(self, t: _Tokens, i: int, j: int) -> str:
         toks, s = t.toks, t.split.get(i)
-        title = toks[i + 1 : j if s is None else s]
-        if all(type(x) is tk.Text for x in title):
-            target = "".join(x.text for x in title)
+        stop = j if s is None else s
+        if stop == i + 2 and type(toks[i + 1]) is tk.Text:  # most links: one text token
+            target = toks[i + 1]["text"]
         else:
-            target = str(_build(title))
+            title = toks[i + 1 : stop]
+            if all(type(x) is tk.Text for x in title):
+                target = "".join(x["text"] for x in title)
+            else:
+                target = str(_build(title))
         if s is None:
             return self.link(target, None, None)
+        if j == s + 2 and type(toks[s + 1]) is tk.Text:
+            joined = toks[s + 1]["text"]
+            return self.link(target, lambda: joined, lambda: joined)
         text = toks[s + 1 : j]
         if all(type(x) is tk.Text for x in text):
-            joined = "".join(x.text for x in text)
+            joined = "".join(x["text"] for x in text)
             return self.link(target, lambda: joined, lambda: joined)
         return self.link(target, lambda: str(_build(text)), lambda: self.render_tokens(t, s + 1, j))
 
@@ -391,7 +448,7 @@ class _Walker:
         name = toks[i + 1] if i + 2 <= j else None
         if name is None or type(name) is not tk.Text or type(toks[i + 2]) is tk.Text:
             return self.render(_build(toks[i : j + 1]).nodes)  # name is not one text token
-        key, markup = name.text.strip().lower(), toks[i].wiki_markup
+        key, markup = name["text"].strip().lower(), toks[i].get("wiki_markup")
         if key in _DROP_TAGS:
             return ""
         if key in _BREAK_TAGS:
@@ -435,12 +492,13 @@ class _Walker:
         arguments are read from the tokens."""
         name, after = toks[i + 1], toks[i + 2] if i + 2 < j else None
         if type(name) is tk.Text and type(after) in _NAME_ENDS:
-            known = _NAMES.get(name.text)
+            raw = name["text"]
+            known = _NAMES.get(raw)
             if known is None:
-                key = templates.normalise(name.text)
+                key = templates.normalise(raw)
                 if len(_NAMES) > 100_000:  # bounded memory on wikis with many names
                     _NAMES.clear()
-                known = _NAMES[name.text] = (key, templates.lookup(key) is not None)
+                known = _NAMES[raw] = (key, templates.lookup(key) is not None)
             if not known[1]:
                 self.dropped[known[0]] += 1
                 return None
@@ -453,14 +511,14 @@ class _Walker:
                     p = params[-1]
                     p[0], p[1], p[2] = True, "".join(p[2]).strip(), []
                 elif kind is tk.Text:
-                    params[-1][2].append(x.text)
+                    params[-1][2].append(x["text"])
                 else:
                     break
             else:
                 found = templates.lookup(known[0])
                 if found is not None:  # always: known[1] says so
                     args = [(p[0], p[1], "".join(p[2])) for p in params]
-                    return self.apply(known[0], name.text, found, args)
+                    return self.apply(known[0], raw, found, args)
         node = _build(toks[i:j]).nodes[0]
         return self.template(node) if isinstance(node, nodes.Template) else self.node(node)
 
@@ -680,6 +738,25 @@ def do_quotes(line: str) -> str:
     return "".join(arr[0::2])
 
 
+def _paren_trail(text: str) -> str:
+    """``_PAREN_TRAIL.sub(")", text)``, faster: its ``[ \t]*`` lead would make the
+    regex try a match at every character, so the matches are found from their first
+    ``[,;:]`` (:data:`_PAREN_TRAIL_QUICK`) and widened over the spaces and tabs before it
+    (never into the previous match, which ends with ``)``)."""
+    out: list[str] = []
+    last = 0
+    for m in _PAREN_TRAIL_QUICK.finditer(text):
+        start = m.start()
+        while start > last and text[start - 1] in " \t":
+            start -= 1
+        out += (text[last:start], ")")
+        last = m.end()
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
 def _tidy(text: str) -> str:
     text = html.unescape(text)  # entities inside <nowiki> or produced by rendering
     text = _SWITCH.sub("", text)
@@ -688,14 +765,21 @@ def _tidy(text: str) -> str:
     text = _EMPTY_PARENS.sub("", text)
     if "(" in text:
         text = _PAREN_LEAD.sub("(", text)
-    if ")" in text and _PAREN_TRAIL_QUICK.search(text):
-        text = _PAREN_TRAIL.sub(")", text)
+    if ")" in text:
+        text = _paren_trail(text)
     text = _REPEATED_PUNCT.sub(r"\1", text)
-    text = _SPACE_PUNCT.sub(r"\1", _SPACES.sub(" ", text))  # neither crosses a line
-    lines = []
+    # Neither crosses a line. A run of 2+ blanks holds "  ", a tab or a no-break space.
+    if "  " in text or "\t" in text or "\u00a0" in text:
+        text = _SPACES.sub(" ", text)
+    text = _SPACE_BEFORE_PUNCT.sub("", text)  # _SPACE_PUNCT.sub(r"\1", text): no "  " left
+    lines: list[str] = []
+    blank = False  # the last line kept is empty: _BLANKS, "\n{3,}" -> "\n\n", line by line
     for line in text.split("\n"):
         line = line.strip()
-        if line in ("*", "#", ":", ";", "|", "!"):
-            line = ""
-        lines.append(line)
-    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
+        if line and line not in ("*", "#", ":", ";", "|", "!"):
+            lines.append(line)
+            blank = False
+        elif not blank:
+            lines.append("")
+            blank = True
+    return "\n".join(lines).strip()

@@ -10,7 +10,9 @@ make it (or the cleaner's own text passes) quadratic or worse: unclosed ``{{a|``
    than :data:`MAX_NESTING`, tables of more than :data:`MAX_TABLE_ROWS` rows).
 2. :class:`PageWorker`, a forked child process kept for a whole task, cleans the pages
    the pre-scan let through, a batch at a time (:data:`BATCH_PAGES` pages or
-   :data:`BATCH_CHARS` characters of wikitext per round trip). The kernel bounds each page: before
+   :data:`BATCH_CHARS` characters of wikitext per round trip), while the task reads the
+   next batch (:meth:`PageWorker.submit`, :meth:`PageWorker.collect`: the two processes
+   overlap, as WikiExtractor's reader and extract processes do). The kernel bounds each page: before
    a page the child arms a CPU-time timer (``ITIMER_PROF``, ``timeout_s`` +
    :data:`GRACE_S`) whose signal (``SIGPROF``, default action: terminate) kills it,
    the C tokenizer included. The child records which page it is on in a few bytes of
@@ -44,6 +46,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import psutil
 
@@ -196,6 +199,7 @@ class PageWorker:
         self._chan: _Channel | None = None
         self._progress: mmap.mmap | None = None  # shared with the child: _PROGRESS
         self._options: CleanOptions | None = None  # the options the child holds
+        self._pending: _Pending | None = None  # the batch submitted, not yet collected
 
     @staticmethod
     def available() -> bool:
@@ -231,11 +235,61 @@ class PageWorker:
         Raises:
             PageWorkerError: cleaning raised something other than a page's own failure.
         """
-        results: list[Cleaned | None] = [None] * len(wikitexts)
+        self.submit(wikitexts, options, titles)
+        return self.collect()
+
+    def submit(
+        self,
+        wikitexts: Sequence[str],
+        options: CleanOptions,
+        titles: Sequence[str | None] | None = None,
+    ) -> None:
+        """Start cleaning a batch of pages in the child and return at once, so that the
+        caller reads the next pages while the child cleans these; :meth:`collect` gives
+        the results. ``submit`` then ``collect`` is :meth:`clean_batch`.
+
+        Raises:
+            PageWorkerError: a batch is already submitted and not collected.
+        """
+        if self._pending is not None:
+            raise PageWorkerError("submit: the batch submitted before is not collected yet")
         pages = list(zip(wikitexts, titles or [None] * len(wikitexts), strict=True))
-        for start, stop in batch_spans([len(t) for t in wikitexts]):
-            self._run(pages, list(range(start, stop)), options, results)
-        return results  # type: ignore[return-value]  # every page has its result
+        spans = batch_spans([len(t) for t in wikitexts])
+        sent = bool(spans) and self._send(pages, list(range(*spans[0])), options)
+        self._pending = _Pending(pages, spans, options, [None] * len(pages), sent)
+
+    def collect(self) -> list[Cleaned]:
+        """The results of the batch given to :meth:`submit` (as :meth:`clean_batch`
+        returns them), waiting for the child to finish it.
+
+        Raises:
+            PageWorkerError: nothing was submitted, or cleaning raised something other
+                than a page's own failure.
+        """
+        batch, self._pending = self._pending, None
+        if batch is None:
+            raise PageWorkerError("collect: no batch was submitted")
+        for n, (start, stop) in enumerate(batch.spans):
+            todo = list(range(start, stop))
+            self._run(batch.pages, todo, batch.options, batch.results, batch.sent and n == 0)
+        return batch.results  # type: ignore[return-value]  # every page has its result
+
+    def _send(
+        self, pages: Sequence[tuple[str, str | None]], todo: list[int], options: CleanOptions
+    ) -> bool:
+        """Send the pages ``todo`` to the child, started (or restarted with ``options``)
+        first if need be; False if the child is gone."""
+        if self.pid is not None and options is not self._options and options != self._options:
+            self._reap(wait_s=1.0)  # the child holds the options it was forked with
+        if self.pid is None:
+            self._start(options)
+        _, chan, progress = self._live()
+        _PROGRESS.pack_into(progress, 0, -1, 0.0)
+        try:
+            chan.send(pickle.dumps([pages[j] for j in todo], pickle.HIGHEST_PROTOCOL))
+        except OSError:  # the child is gone
+            return False
+        return True
 
     def _run(
         self,
@@ -243,21 +297,20 @@ class PageWorker:
         todo: list[int],
         options: CleanOptions,
         results: list[Cleaned | None],
+        sent: bool = False,
     ) -> None:
-        """Fill ``results[j]`` for every ``j`` in ``todo``, restarting the child as needed."""
+        """Fill ``results[j]`` for every ``j`` in ``todo``, restarting the child as needed;
+        ``sent``: the pages ``todo`` are already with the child."""
         deaths: dict[int, int] = {}
         while todo:
-            if self.pid is not None and options is not self._options and options != self._options:
-                self._reap(wait_s=1.0)  # the child holds the options it was forked with
-            if self.pid is None:
-                self._start(options)
-            _, chan, progress = self._live()
-            _PROGRESS.pack_into(progress, 0, -1, 0.0)
+            if not sent:
+                sent = self._send(pages, todo, options)
+            progress = self._live()[2]
             try:
-                chan.send(pickle.dumps([pages[j] for j in todo], pickle.HIGHEST_PROTOCOL))
-                reply = self._wait()
+                reply = self._wait() if sent else None
             except (EOFError, OSError):  # the child is gone
                 reply = None
+            sent = False
             if reply is not None:
                 done, last = reply
                 for j, (fields, error) in zip(todo, done, strict=False):
@@ -365,9 +418,23 @@ class PageWorker:
 
     def close(self) -> None:
         """End the child (it exits when its socket closes; killed if it does not within a
-        second) and reap it. Safe to call twice."""
+        second, at once if a batch submitted was not collected) and reap it. Safe to call
+        twice."""
+        abandoned, self._pending = self._pending is not None, None
         if self.pid is not None:
-            self._reap(wait_s=1.0)
+            self._reap(wait_s=0.0 if abandoned else 1.0)
+
+
+@dataclass
+class _Pending:
+    """A batch given to :meth:`PageWorker.submit`: its ``(wikitext, title)`` pages, their
+    round trips (:func:`batch_spans`), the results so far, whether the first is sent."""
+
+    pages: list[tuple[str, str | None]]
+    spans: list[tuple[int, int]]
+    options: CleanOptions
+    results: list[Cleaned | None]
+    sent: bool
 
 
 def _child_setup(ppid: int, keep_fd: int, memory_bytes: int) -> None:

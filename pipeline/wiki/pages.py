@@ -11,7 +11,7 @@ import contextlib
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +29,12 @@ _WIKI_FROM_NAME = re.compile(r"^([a-z][a-z0-9_]*?wik[a-z]+)-")
 CHUNK = 1 << 20  # bytes fed to the XML parser at a time
 ROWS_PER_GROUP = 2000  # Parquet row group size; bounds the rows held in memory
 PENDING_ROWS = 1000  # most rows held back while their batch waits to be cleaned
+BATCH_CHARS = 1 << 18
+"""Characters of wikitext per batch of pages cleaned (or fewer pages: at most
+:data:`pipeline.wiki.guard.BATCH_PAGES`). The task reads and writes while the page worker
+cleans the batch before, so only the first batch's reading and the last one's cleaning
+are not overlapped: small batches (about 5 English article pages, 50 ms of cleaning)
+keep that short, against about 0.1 ms of the task's CPU per round trip."""
 
 
 @dataclass(frozen=True)
@@ -168,28 +174,41 @@ def _clean_rows(
     clean: CleanOptions | None,
     worker: guard.PageWorker | None,
     stats: TaskStats | None = None,
-) -> list[dict]:
-    """The final rows of ``pending`` (rows from :func:`_row`), their pages cleaned as one
-    batch: one worker round trip (or in-process, one page at a time). ``clean`` is None
-    only before the first page, when ``pending`` is empty. Template counts go to
-    ``stats`` when given."""
+) -> Callable[[], list[dict]]:
+    """Start cleaning the pages of ``pending`` (rows from :func:`_row`) as one batch: with
+    ``worker``, one round trip, submitted now (:meth:`~pipeline.wiki.guard.PageWorker.submit`);
+    else in-process, one page at a time, when called. Returns the function giving the
+    final rows (in order; call it once, before the next batch starts). ``clean`` is None
+    only before the first page, when ``pending`` is empty. Template counts go to ``stats``
+    when given."""
     todo = [(raw, row["title"]) for row, raw in pending if raw is not None]
     if not todo or clean is None:
-        return [row for row, _ in pending]
+        return lambda: [row for row, _ in pending]
     if worker is not None:
         texts, titles = zip(*todo, strict=True)
-        cleaned = iter(worker.clean_batch(texts, clean, titles))
+        worker.submit(texts, clean, titles)
+        results: Callable[[], Iterable[guard.Cleaned]] = worker.collect
     else:
-        cleaned = (guard.clean_or_error(raw, clean, title) for raw, title in todo)
-    return [row if raw is None else _set_cleaned(row, next(cleaned), stats) for row, raw in pending]
+        options = clean  # bound for the closure (mypy: not None)
+        results = lambda: (guard.clean_or_error(raw, options, title) for raw, title in todo)  # noqa: E731
+
+    def rows() -> list[dict]:
+        cleaned = iter(results())
+        return [
+            row if raw is None else _set_cleaned(row, next(cleaned), stats) for row, raw in pending
+        ]
+
+    return rows
 
 
 def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Iterator[dict]:
     """Yield the row of every page of ``task``, updating ``stats`` as it goes.
 
     Pages to clean go in batches (up to :data:`pipeline.wiki.guard.BATCH_PAGES` pages or
-    :data:`~pipeline.wiki.guard.BATCH_CHARS` characters of wikitext, rows held back at most
-    :data:`PENDING_ROWS`): the rows come out in input order, a batch at a time.
+    :data:`BATCH_CHARS` characters of wikitext, rows held back at most
+    :data:`PENDING_ROWS`): the rows come out in input order, a batch at a time. With the
+    page worker, a batch is cleaned while the next is read, and its rows are yielded
+    while the next is cleaned.
 
     Raises:
         DumpError: damaged input when ``opts.on_damaged == "fail"``, or a multistream
@@ -204,6 +223,7 @@ def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Ite
     wiki = ""
     worker = None
     pending: list[tuple[dict, str | None]] = []  # rows waiting for their batch's cleaning
+    cleaning: Callable[[], list[dict]] = list  # the rows of the batch being cleaned
     to_clean = chars = 0  # pages and characters of wikitext in pending left to clean
     if opts.page_worker and guard.PageWorker.available():  # forks on the first page cleaned
         worker = guard.PageWorker(opts.parse_timeout_s, opts.page_memory_bytes)
@@ -234,10 +254,12 @@ def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Ite
                         to_clean, chars = to_clean + 1, chars + len(raw)
                     if (
                         to_clean >= guard.BATCH_PAGES
-                        or chars >= guard.BATCH_CHARS
+                        or chars >= BATCH_CHARS
                         or len(pending) >= PENDING_ROWS
                     ):
-                        yield from _clean_rows(pending, clean, worker, stats)
+                        done = cleaning()
+                        cleaning = _clean_rows(pending, clean, worker, stats)
+                        yield from done
                         pending, to_clean, chars = [], 0, 0
                 if not data:
                     break
@@ -252,7 +274,10 @@ def iter_rows(task: dict[str, Any], opts: ParseOptions, stats: TaskStats) -> Ite
                 "complete_pages_before": reader.pages_completed,
                 "cut_off_page": reader.pages_started > reader.pages_completed,
             }
-        yield from _clean_rows(pending, clean, worker, stats)  # the last batch (to any damage)
+        done = cleaning()
+        last = _clean_rows(pending, clean, worker, stats)  # the last batch (to any damage)
+        yield from done
+        yield from last()
         stats.bytes_read = compressed_pos() - task["start"]
     # Pages read = complete <page> elements; a page cut off by damage is in stats.damaged.
     stats.pages = reader.pages_completed
