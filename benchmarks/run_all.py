@@ -1,17 +1,19 @@
-"""The parse, featurise and train benchmarks in one go (what ``pipeline bench`` runs).
+"""The parse, curate, featurise and train benchmarks in one go (what ``pipeline bench`` runs).
 
-    .venv/bin/python benchmarks/run_all.py [all|parse|featurise|train] [--quick] [--out DIR]
+    .venv/bin/python benchmarks/run_all.py [all|parse|curate|featurise|train] [--quick] [--out DIR]
 
 Runs ``benchmarks/parse.py`` (which keeps the pages of its input), then
-``benchmarks/featurise.py`` on those pages, then ``benchmarks/train.py`` on the shards it
-made, each in its own process with ``--json`` pointing into a temporary folder, and writes
-``OUT/bench.json`` (machine, commands, exit codes, seconds, each script's results as it
-wrote them, every target with its verdict, the printed output) and ``OUT/bench.md`` (the
-machine, the targets, the printed tables). When CUDA is present it also trains a ladder of
-model sizes on CPU and on the GPU (:func:`cpu_gpu_crossover`) and reports the smallest size
-at which the GPU is faster and the share of GPU step time spent copying batches to the
-device. Exit status 0 when every benchmark ran, 1 otherwise. Benchmarks print and record;
-they never assert timings.
+``benchmarks/curate.py`` (on the same bench dump, which it parses and curates under
+``local[1]``; targets: curate >= 0.5x parse pages/s per core, language ID >= 0.97,
+near-duplicate precision >= 0.99), then ``benchmarks/featurise.py`` on the pages, then
+``benchmarks/train.py`` on the shards it made, each in its own process with ``--json``
+pointing into a temporary folder, and writes ``OUT/bench.json`` (machine, commands, exit
+codes, seconds, each script's results as it wrote them, every target with its verdict, the
+printed output) and ``OUT/bench.md`` (the machine, the targets, the printed tables). When
+CUDA is present it also trains a ladder of model sizes on CPU and on the GPU
+(:func:`cpu_gpu_crossover`) and reports the smallest size at which the GPU is faster and
+the share of GPU step time spent copying batches to the device. Exit status 0 when every
+benchmark ran, 1 otherwise. Benchmarks print and record; they never assert timings.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.results import Target, read_results  # noqa: E402
 
-BENCHMARKS = ("parse", "featurise", "train")
+BENCHMARKS = ("parse", "curate", "featurise", "train")
 # (n_layer, n_head, n_embd) of the CPU-vs-GPU ladder, smallest first
 LADDER = ((2, 2, 64), (4, 4, 128), (6, 6, 256), (8, 8, 512), (12, 12, 768))
 
@@ -179,7 +181,8 @@ def cpu_gpu_crossover(
 
 
 def run_bench(which: str, out: Path, quick: bool = False) -> dict[str, Any]:
-    """Run the benchmarks (``parse``, ``featurise``, ``train`` or ``all``) into ``out``.
+    """Run the benchmarks (``parse``, ``curate``, ``featurise``, ``train`` or ``all``) into
+    ``out``.
 
     Later benchmarks use the earlier ones' outputs (pages, then shards), so ``featurise``
     alone needs ``out/pages`` and ``train`` alone needs ``out/featurise/local[2]``.
@@ -199,6 +202,15 @@ def run_bench(which: str, out: Path, quick: bool = False) -> dict[str, Any]:
             str(pages),
             "--work",
             str(out / "featurise"),
+        ],
+        # curate parses its own copy of parse.py's bench dump (same MB) under local[1]
+        "curate": [
+            py,
+            "benchmarks/curate.py",
+            "--mb",
+            "10" if quick else "100",
+            "--work",
+            str(out / "curate"),
         ],
         "train": [py, "benchmarks/train.py", "--data", str(shards)]
         + (["--steps", "10"] if quick else []),

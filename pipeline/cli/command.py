@@ -159,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="RUN_DIR", help="a runs/NAME folder")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p = ps["bench"]
-    p.add_argument("name", nargs="?", default="all", choices=["all", "parse", "featurise", "train"])
+    p.add_argument(
+        "name", nargs="?", default="all", choices=["all", "parse", "curate", "featurise", "train"]
+    )
     p.add_argument("--out", metavar="DIR", default="work/bench", help="bench.json/bench.md folder")
     p.add_argument("--quick", action="store_true", help="small inputs: a smoke run")
 

@@ -92,12 +92,14 @@ def annotate(text: str, wiki: str | None, opts: CurateOptions) -> dict[str, Any]
         failed = quality_failure(text, lang, opts.quality)
         if failed is not None:
             status, reason = "quality", failed
+    norm = textmod.normalise(text)  # once: the exact hash and the shingles share it
     bands: list[int] = []
     if status is None and opts.near_dedup:
-        sig = textmod.minhash(textmod.shingles(text, opts.shingle_words), opts.bands * opts.rows)
+        sh = textmod.shingles_of(textmod.words_of(norm), opts.shingle_words)
+        sig = textmod.minhash(sh, opts.bands * opts.rows)
         bands = textmod.band_hashes(sig, opts.bands, opts.rows)
     return {
-        "norm_hash": textmod.exact_hash(text),
+        "norm_hash": textmod.exact_hash_of(norm),
         "lang": lang,
         "lang_score": score,
         "pre_status": status,

@@ -69,22 +69,43 @@ def _ngram_hashes(wh: np.ndarray, n: int) -> np.ndarray:
     return h
 
 
+def _runs(sorted_h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start index and length of each run of equal values in a sorted array."""
+    starts = np.flatnonzero(np.concatenate(([True], sorted_h[1:] != sorted_h[:-1])))
+    return starts, np.diff(np.append(starts, len(sorted_h)))
+
+
 def top_ngram_char_fraction(lens: np.ndarray, wh: np.ndarray, n: int) -> float:
     """Characters of the most frequent word ``n``-gram's occurrences over all word
     characters (Gopher table A1, "fraction of characters in most common n-gram").
 
     ``lens`` are the words' lengths and ``wh`` their 32-bit hashes (n-grams are compared
-    by a 64-bit polynomial hash of the word hashes).
+    by a 64-bit polynomial hash of the word hashes). Among equally frequent n-grams the
+    one of the smallest hash counts, measured at its first occurrence.
     """
     if len(wh) < n:
         return 0.0
     h = _ngram_hashes(wh, n)
-    values, first, counts = np.unique(h, return_index=True, return_counts=True)
+    s = np.sort(h)
+    starts, counts = _runs(s)
     top = int(np.argmax(counts))
     if counts[top] < 2:
         return 0.0
-    start = int(first[top])
+    start = int(np.argmax(h == s[starts[top]]))
     return float(counts[top] * lens[start : start + n].sum() / max(1, lens.sum()))
+
+
+def _dup_starts(h: np.ndarray) -> np.ndarray:
+    """Positions whose value occurs more than once in ``h``, ascending."""
+    order = np.argsort(h)
+    s = h[order]
+    eq = s[1:] == s[:-1]
+    dup = np.zeros(len(h), dtype=bool)
+    dup[1:] = eq
+    dup[:-1] |= eq
+    out = np.zeros(len(h), dtype=bool)
+    out[order] = dup
+    return np.flatnonzero(out)
 
 
 def dup_ngram_char_fraction(toks: list[str], lens: np.ndarray, wh: np.ndarray, n: int) -> float:
@@ -93,14 +114,12 @@ def dup_ngram_char_fraction(toks: list[str], lens: np.ndarray, wh: np.ndarray, n
     characters in duplicate n-grams")."""
     if len(toks) < n:
         return 0.0
-    h = _ngram_hashes(wh, n)
-    _, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
-    starts = np.nonzero(counts[inverse] > 1)[0]
+    starts = _dup_starts(_ngram_hashes(wh, n))
     if len(starts) == 0:
         return 0.0
     covered = np.zeros(len(toks) + 1, dtype=np.int32)
-    np.add.at(covered, starts, 1)
-    np.add.at(covered, starts + n, -1)
+    covered[starts] += 1  # starts are distinct, and so are starts + n
+    covered[starts + n] -= 1
     mask = np.cumsum(covered[:-1]) > 0
     return float(lens[mask].sum() / max(1, lens.sum()))
 
@@ -118,7 +137,7 @@ def quality_failure(text: str, lang: str | None, q: QualityConfig) -> str | None
         return f"words: {n} < {q.min_words}"
     if q.max_words is not None and n > q.max_words:
         return f"words: {n} > {q.max_words}"
-    lens = np.fromiter((len(w) for w in toks), np.int64, n)
+    lens = np.fromiter(map(len, toks), np.int64, n)
     if n:
         mean = float(lens.mean())
         if q.min_mean_word_length is not None and mean < q.min_mean_word_length:
@@ -128,8 +147,7 @@ def quality_failure(text: str, lang: str | None, q: QualityConfig) -> str | None
         symbols = text.count("#") + text.count("...") + text.count("…")
         if q.max_symbol_word_ratio is not None and symbols / n > q.max_symbol_word_ratio:
             return f"symbol_word_ratio: {symbols / n:.3f} > {q.max_symbol_word_ratio}"
-    lines = [ln.strip() for ln in text.split("\n")]
-    lines = [ln for ln in lines if ln]
+    lines = [ln for ln in map(str.strip, text.split("\n")) if ln]
     if lines:
         frac = sum(ln.endswith(ELLIPSES) for ln in lines) / len(lines)
         if q.max_ellipsis_line_fraction is not None and frac > q.max_ellipsis_line_fraction:
@@ -138,7 +156,7 @@ def quality_failure(text: str, lang: str | None, q: QualityConfig) -> str | None
         if q.max_bullet_line_fraction is not None and frac > q.max_bullet_line_fraction:
             return f"bullet_lines: {frac:.3f} > {q.max_bullet_line_fraction}"
     if q.min_stop_words is not None and lang == "en":
-        found = len(STOP_WORDS.intersection(w.lower() for w in toks))
+        found = len(STOP_WORDS.intersection(map(str.lower, toks)))
         if found < q.min_stop_words:
             return f"stop_words: {found} < {q.min_stop_words}"
     if q.max_no_terminal_punct_line_fraction is not None and lines:
@@ -162,14 +180,15 @@ def quality_failure(text: str, lang: str | None, q: QualityConfig) -> str | None
         return f"dup_paragraph_chars: {pchars:.3f} > {q.max_dup_paragraph_char_fraction}"
     if not n:
         return None
-    wh = np.fromiter((zlib.crc32(w.encode("utf-8")) for w in toks), np.uint64, n)
+    wh = np.fromiter(map(zlib.crc32, map(str.encode, toks)), np.uint64, n)  # UTF-8
     for i, limit in enumerate(q.max_top_ngram_char_fraction):
         frac = top_ngram_char_fraction(lens, wh, i + 2)
         if frac > limit:
             return f"top_ngram: {i + 2}-gram {frac:.3f} > {limit}"
-    if q.max_dup_ngram_char_fraction:
-        for i, limit in enumerate(q.max_dup_ngram_char_fraction):
-            frac = dup_ngram_char_fraction(toks, lens, wh, i + 5)
-            if frac > limit:
-                return f"dup_ngram: {i + 5}-gram {frac:.3f} > {limit}"
+    for i, limit in enumerate(q.max_dup_ngram_char_fraction):
+        frac = dup_ngram_char_fraction(toks, lens, wh, i + 5)
+        if frac > limit:
+            return f"dup_ngram: {i + 5}-gram {frac:.3f} > {limit}"
+        if frac == 0.0:  # no repeated n-gram: no repeated longer one either
+            break
     return None

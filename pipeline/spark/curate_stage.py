@@ -153,7 +153,9 @@ def _components(spark, edges: DataFrame, max_rounds: int) -> tuple[DataFrame, in
     )
 
 
-def _decide(spark, rows: DataFrame, ann: DataFrame, cc, threshold_text: str, near: dict[str, int]):
+def _decide(
+    spark, rows: DataFrame, ann: DataFrame, cc, threshold_text: str, near: dict[str, int], lap
+):
     """Steps 3 and 4: ``(rid, curate_status, curate_reason, dup_of, lang, lang_score)``
     of every ``ok`` page."""
     from pyspark.sql import functions as F
@@ -166,6 +168,7 @@ def _decide(spark, rows: DataFrame, ann: DataFrame, cc, threshold_text: str, nea
     else:
         passed = passed.withColumn("rep", F.col("node"))
     passed = passed.localCheckpoint()
+    lap("exact")
     label = passed.select(F.col("rid").alias("rep_rid"), F.col("rep").alias("label")).where(
         F.lit(False)
     )
@@ -181,29 +184,33 @@ def _decide(spark, rows: DataFrame, ann: DataFrame, cc, threshold_text: str, nea
             .localCheckpoint()
         )
         near["candidate_pairs"] = cand.count()
-        text = rows.select("rid", "text")
-        pairs = (
-            cand.select(F.col("src.rid").alias("a"), F.col("dst.rid").alias("b"), "src", "dst")
-            .join(text.withColumnRenamed("rid", "a").withColumnRenamed("text", "a_text"), "a")
-            .join(text.withColumnRenamed("rid", "b").withColumnRenamed("text", "b_text"), "b")
-            .select("a", "b", "a_text", "b_text")
-            .mapInArrow(
-                functools.partial(_verify, cc.shingle_words, cc.near_dup_threshold),
-                _ddl(PAIR_SCHEMA),
+        lap("candidates")
+        if near["candidate_pairs"]:  # else no texts to read, no pairs to check
+            text = rows.select("rid", "text")
+            pairs = (
+                cand.select(F.col("src.rid").alias("a"), F.col("dst.rid").alias("b"), "src", "dst")
+                .join(text.withColumnRenamed("rid", "a").withColumnRenamed("text", "a_text"), "a")
+                .join(text.withColumnRenamed("rid", "b").withColumnRenamed("text", "b_text"), "b")
+                .select("a", "b", "a_text", "b_text")
+                .mapInArrow(
+                    functools.partial(_verify, cc.shingle_words, cc.near_dup_threshold),
+                    _ddl(PAIR_SCHEMA),
+                )
             )
-        )
-        verified = pairs.join(
-            cand.select(F.col("src.rid").alias("a"), F.col("dst.rid").alias("b"), "src", "dst"),
-            ["a", "b"],
-        )
-        verified = verified.select("src", "dst").localCheckpoint()
-        near["verified_pairs"] = verified.count()
-        if near["verified_pairs"]:
-            comp, near["rounds"] = _components(spark, verified, cc.max_component_rounds)
-            near["components"] = comp.select("label").distinct().count()
-            label = comp.where(F.col("node") != F.col("label")).select(
-                F.col("node.rid").alias("rep_rid"), "label"
+            verified = pairs.join(
+                cand.select(F.col("src.rid").alias("a"), F.col("dst.rid").alias("b"), "src", "dst"),
+                ["a", "b"],
             )
+            verified = verified.select("src", "dst").localCheckpoint()
+            near["verified_pairs"] = verified.count()
+            lap("verify")
+            if near["verified_pairs"]:
+                comp, near["rounds"] = _components(spark, verified, cc.max_component_rounds)
+                near["components"] = comp.select("label").distinct().count()
+                lap("components")
+                label = comp.where(F.col("node") != F.col("label")).select(
+                    F.col("node.rid").alias("rep_rid"), "label"
+                )
     # the final kept copy of each exact group: its representative, or the component's
     final = passed.join(label, F.col("rep.rid") == F.col("rep_rid"), "left")
     target = F.coalesce(F.col("label"), F.col("rep"))
@@ -231,15 +238,18 @@ def _decide(spark, rows: DataFrame, ann: DataFrame, cc, threshold_text: str, nea
             status != "ok",
             F.concat_ws(":", target.getField("wiki"), target.getField("page_id").cast("string")),
         ).alias("dup_of"),
+        "lang",
+        "lang_score",
     )
     removed = ann.where("pre_status IS NOT NULL").select(
         "rid",
         F.col("pre_status").alias("curate_status"),
         F.col("pre_reason").alias("curate_reason"),
         F.lit(None).cast("string").alias("dup_of"),
+        "lang",
+        "lang_score",
     )
-    langs = ann.select("rid", "lang", "lang_score")
-    return decided.unionByName(removed).join(langs, "rid")
+    return decided.unionByName(removed)  # lang and lang_score ride along: no join back
 
 
 def _merge(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -315,8 +325,7 @@ def run_curate(
             ann = ann.persist(StorageLevel.MEMORY_AND_DISK)
             ann.count()
             lap("annotate")
-            decided = _decide(spark, rows, ann, cc, f"{cc.near_dup_threshold:g}", near)
-            lap("dedup")
+            decided = _decide(spark, rows, ann, cc, f"{cc.near_dup_threshold:g}", near, lap)
             out = rows.join(decided, "rid", "left").select(
                 *[c for c in curated_schema().names if c not in ("curate_status",)],
                 F.coalesce(F.col("curate_status"), F.lit("skipped")).alias("curate_status"),

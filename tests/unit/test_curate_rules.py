@@ -125,3 +125,26 @@ def test_curate_config_validation() -> None:
         load_config(overrides=["curate.quality.max_dup_line_fraction=2"])
     with pytest.raises(ConfigError, match="unknown config key 'curate.quality.nope'"):
         load_config(overrides=["curate.quality.nope=1"])
+
+
+def test_vectorised_language_scan_matches_the_models_own_classify(wiki_data: Path) -> None:
+    """The NumPy scan (:class:`pipeline.curate.lang._Scanner`) gives py3langid's exact
+    ``(language, probability)`` on real pages of many languages, whole and cut short."""
+    model = lang._identifier()
+    scanner = lang._scanner()
+    texts = [minidump_text(wiki_data, c) for c in ("de", "fr", "ru", "el", "zh", "ko", "ar", "hi")]
+    texts += ["", "1234 5678", "ABC DEF", "x"]
+    checked = 0
+    for text in texts:
+        for head in (text[: lang.LANG_PREFIX_CHARS], text[:300], text[:5]):
+            assert scanner.classify(head) == model.classify(head), head[:40]
+            checked += 1
+    assert checked == 36
+
+
+def test_known_automaton_depth_is_the_searched_one() -> None:
+    """The stored depth of the installed model equals a breadth-first search of it (a
+    smaller value would make the vectorised scan wrong)."""
+    scanner = lang._scanner()
+    searched = lang.automaton_depth(scanner.nextmove, scanner.rowbase)
+    assert searched == scanner.depth == 6

@@ -40,6 +40,27 @@ def test_shingles_are_sorted_unique_and_handle_short_texts(articles) -> None:
     assert T.jaccard(T.shingles("", 3), T.shingles("", 3)) == 1.0
 
 
+def test_fast_words_and_normalise_match_the_regular_expressions(wiki_data: Path) -> None:
+    """``normalise`` and ``words_of`` (string methods) equal ``re.sub(r"\\s+")`` and
+    ``re.findall(r"\\w+")`` on real pages of several scripts and on odd characters."""
+    import re
+
+    texts = [t for _, _, t in real_articles(wiki_data / EN, 3)]
+    for code in ("de", "el", "ru", "zh", "ar", "hi"):
+        texts += [
+            t
+            for _, _, t in real_articles(
+                wiki_data / "dbpedia-minidumps" / f"{code}.xml.bz2", 2, 200
+            )
+        ]
+    texts.append("İstanbul ǅ ﬁ x\u00a0y\u2009z_1 ½ ٣ \x1c\x1dword\x1fnext “quoted” — dash")
+    assert len(texts) > 10
+    for text in texts:
+        norm = re.sub(r"\s+", " ", unicodedata.normalize("NFC", text).casefold()).strip()
+        assert T.normalise(text) == norm
+        assert T.words_of(norm) == [w.encode("utf-8") for w in re.findall(r"\w+", norm)]
+
+
 def test_minhash_estimates_real_jaccard(articles) -> None:
     base, donor = articles[0][2], articles[1][2]
     k = 100
