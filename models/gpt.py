@@ -12,6 +12,7 @@ H n_head, Q head size (C // H), V vocab_size.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import cast
 
 import torch
@@ -238,14 +239,27 @@ class GPT(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
         eos_id: int | None = None,
+        *,
+        top_p: float | None = None,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram: int = 0,
+        logits_processor: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Continue each prompt by ``max_new_tokens`` tokens, one forward pass per token.
 
-        The context fed to the model is cropped to its last ``block_size`` tokens. Logits
-        are divided by ``temperature`` (below :data:`GREEDY_BELOW`, incl. 0: argmax), cut
-        to the ``top_k`` most likely tokens, and sampled with ``torch.multinomial`` drawing
-        from ``generator`` (on the model's device), so a seeded generator repeats its
-        output. The model runs in eval mode (no dropout); its mode is restored after.
+        The context fed to the model is cropped to its last ``block_size`` tokens. The next
+        token's logits go through, in order: the repetition penalty (CTRL, Keskar et al.
+        2019, as in Hugging Face's ``RepetitionPenaltyLogitsProcessor``: the logit of every
+        token already in the context is divided by ``repetition_penalty`` when positive,
+        multiplied when negative), the n-gram ban (Paulus et al. 2017, as Hugging Face's
+        ``NoRepeatNGramLogitsProcessor``: a token that would repeat an ``no_repeat_ngram``-
+        gram of the sequence is excluded), ``logits_processor`` (a caller's rule, e.g.
+        :func:`pipeline.train.export.no_blank_line_runs`), division by ``temperature`` (below
+        :data:`GREEDY_BELOW`, incl. 0: argmax of the penalised logits), the ``top_k`` cut and
+        the nucleus cut (Holtzman et al. 2020: the fewest most likely tokens whose
+        probability sums to ``top_p``). The draw is ``torch.multinomial`` from ``generator``
+        (on the model's device), so a seeded generator repeats its output. The model runs in
+        eval mode (no dropout); its mode is restored after.
 
         Args:
             idx: prompts, int64, shape (B, T0) with T0 >= 1 (may exceed block_size).
@@ -254,6 +268,13 @@ class GPT(nn.Module):
             top_k: keep only the k most likely tokens (k >= 1), or None for all.
             generator: random source for sampling, or None for the global one.
             eos_id: with B == 1, stop after this token is produced (it is included).
+            top_p: keep the smallest set of likely tokens of probability >= top_p, in
+                (0, 1], or None for all.
+            repetition_penalty: >= 1; 1 leaves the logits alone.
+            no_repeat_ngram: n >= 0; 0 allows any repeat.
+            logits_processor: ``f(idx, logits) -> logits`` with ``idx`` (B, T) the
+                sequences so far and ``logits`` (B, V) float32 the next token's; -inf
+                excludes a token. None for none.
 
         Returns:
             int64 tensor (B, T0 + n), the prompts followed by n <= max_new_tokens tokens
@@ -261,7 +282,9 @@ class GPT(nn.Module):
 
         Raises:
             ValueError: ``idx`` is not (B, T0) with T0 >= 1, ``max_new_tokens`` < 0,
-                ``temperature`` < 0, ``top_k`` < 1, or ``eos_id`` is given with B > 1.
+                ``temperature`` < 0, ``top_k`` < 1, ``top_p`` outside (0, 1],
+                ``repetition_penalty`` < 1, ``no_repeat_ngram`` < 0, or ``eos_id`` is
+                given with B > 1.
         """
         if idx.dim() != 2 or idx.size(1) < 1:
             raise ValueError(f"idx must have shape (B, T0) with T0 >= 1, got {tuple(idx.shape)}")
@@ -271,6 +294,12 @@ class GPT(nn.Module):
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         if top_k is not None and top_k < 1:
             raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1] or None, got {top_p}")
+        if repetition_penalty < 1:
+            raise ValueError(f"repetition_penalty must be >= 1, got {repetition_penalty}")
+        if no_repeat_ngram < 0:
+            raise ValueError(f"no_repeat_ngram must be >= 0, got {no_repeat_ngram}")
         if eos_id is not None and idx.size(0) != 1:
             raise ValueError(
                 f"eos_id stops generation for a single prompt only, got a batch of {idx.size(0)}"
@@ -284,6 +313,15 @@ class GPT(nn.Module):
                 idx_cond = idx[:, -block_size:]  # (B, min(T, block_size))
                 logits, _ = self(idx_cond)  # (B, T', V)
                 logits = logits[:, -1, :].float()  # (B, V): the next token's
+                if repetition_penalty != 1:
+                    seen = logits.gather(1, idx_cond)  # (B, T')
+                    pen = repetition_penalty
+                    seen = torch.where(seen > 0, seen / pen, seen * pen)
+                    logits = logits.scatter(1, idx_cond, seen)  # (B, V)
+                if no_repeat_ngram:
+                    logits = _ban_repeated_ngrams(logits, idx, no_repeat_ngram)
+                if logits_processor is not None:
+                    logits = logits_processor(idx, logits)  # (B, V)
                 if temperature < GREEDY_BELOW:
                     idx_next = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
                 else:
@@ -291,6 +329,8 @@ class GPT(nn.Module):
                     if top_k is not None:
                         kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
                         logits = logits.masked_fill(logits < kth, float("-inf"))  # (B, V)
+                    if top_p is not None and top_p < 1:
+                        logits = _nucleus(logits, top_p)
                     probs = F.softmax(logits, dim=-1)  # (B, V)
                     idx_next = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
                 idx = torch.cat((idx, idx_next.to(idx.dtype)), dim=1)  # (B, T + 1)
@@ -299,6 +339,32 @@ class GPT(nn.Module):
         finally:
             self.train(was_training)
         return idx
+
+
+def _nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """``logits`` (B, V) with -inf outside the smallest set of most likely tokens whose
+    probabilities sum to >= ``top_p`` (the most likely token always stays)."""
+    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)  # (B, V)
+    cumulative = F.softmax(sorted_logits, dim=-1).cumsum(dim=-1)  # (B, V)
+    drop = cumulative - F.softmax(sorted_logits, dim=-1) >= top_p  # mass before it >= p
+    drop = drop.scatter(1, order, drop)  # back to vocabulary order
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def _ban_repeated_ngrams(logits: torch.Tensor, idx: torch.Tensor, n: int) -> torch.Tensor:
+    """``logits`` (B, V) with -inf for every token that, appended to its row of ``idx``
+    (B, T), would repeat an ``n``-gram already in that row."""
+    if idx.size(1) < n:
+        return logits
+    out = logits.clone()
+    for b, row in enumerate(idx.tolist()):
+        prefix = tuple(row[len(row) - n + 1 :]) if n > 1 else ()
+        banned = [
+            row[i + n - 1] for i in range(len(row) - n + 1) if tuple(row[i : i + n - 1]) == prefix
+        ]
+        if banned:
+            out[b, banned] = float("-inf")
+    return out
 
 
 def build_model(config: GPTConfig, vocab_size: int | None = None) -> GPT:

@@ -344,7 +344,8 @@ def run_pipeline(
             result["ran"].append(stage)
             atomic_write(work / "timings.json", json.dumps(timings, indent=2, sort_keys=True))
         result["summary"] = summary_lines(result["dirs"], timings)
-        result["sample"] = _sample(dirs["train"], cfg, sample_tokens)
+        result["sample"], words = _sample(dirs["train"], dirs["featurise"], cfg, sample_tokens)
+        result["summary"] += [words] if words else []  # the sample's words in the training text
         result["report"] = _report(dirs["train"])
     return result
 
@@ -478,21 +479,18 @@ def summary_lines(dirs: dict[str, str], timings: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _sample(run: Path, cfg: PipelineConfig, tokens: int) -> str | None:
-    from pipeline.train.export import ExportError, generate_text
+def _sample(
+    run: Path, shards: Path, cfg: PipelineConfig, tokens: int
+) -> tuple[str | None, str | None]:
+    """The demo sample and its summary line (:func:`pipeline.train.sample_words.demo_sample`)."""
+    from pipeline.train.export import ExportError
+    from pipeline.train.sample_words import demo_sample
 
     try:
-        return generate_text(
-            str(run / "model"),
-            "",
-            max_new_tokens=tokens,
-            temperature=0.8,
-            top_k=200,
-            seed=cfg.train.seed,
-        )
+        return demo_sample(str(run / "model"), str(shards), tokens, cfg.train.seed)
     except (ExportError, ValueError) as e:
         print(f"pipeline run: no sample: {e}", file=sys.stderr)
-        return None
+        return None, None
 
 
 def _report(run: Path) -> str | None:

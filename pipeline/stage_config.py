@@ -271,6 +271,11 @@ class TrainConfig:
     """Wrap the model in ``torch.compile``."""
     tensorboard: bool = True
     """Write TensorBoard event files to ``RUN/tensorboard/`` (rank 0)."""
+    mlflow: bool = False
+    """Also log params and metrics to MLflow (rank 0; needs the ``mlflow`` extra)."""
+    mlflow_uri: str | None = None
+    """MLflow tracking URI (``sqlite:///PATH.db``, ``http://127.0.0.1:5000``…); null
+    means ``sqlite:///RUN/mlflow.db``. The experiment is ``train.name``."""
     peak_tflops: float = 0.0
     """Peak TFLOP/s of one device for MFU; 0 looks the GPU up in
     ``pipeline.train.metrics.PEAK_TFLOPS`` (MFU 0 when unknown, e.g. on CPU)."""

@@ -107,6 +107,10 @@ class PagesSource:
     """Page counts per status in the pages table (from ``_stats.json``)."""
     forced_split: dict[str, str] = field(default_factory=dict)
     """Pages (``wiki:page_id``) whose split was forced so that both splits hold one."""
+    val_threshold: float | None = None
+    """Split hash threshold used: pages hashing below it are in ``val``. It is
+    ``featurise.val_fraction``, or higher when that left validation short of its floor
+    (2% of the tokens, 20 sequences; issue 17). None in manifests from before it was kept."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,11 @@ class ShardsManifest:
                 ok_pages=p.get("ok_pages", int),
                 status=p.get("status", dict),
                 forced_split=p.get("forced_split", dict),
+                val_threshold=(
+                    p.get("val_threshold", (int, float, type(None)))
+                    if "val_threshold" in p.data
+                    else None
+                ),
             ),
             config=r.get("config", dict),
             code_version=r.get("code_version", str),

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -64,6 +65,16 @@ if TYPE_CHECKING:
 
 RATIO_SAMPLE_BYTES = 1 << 20  # text encoded on the driver to estimate tokens per byte
 ARROW_BATCH_ROWS = 256  # pages per Arrow batch handed to a task (bounds task memory)
+# The validation floor of issue 17: at least 2% of the tokens and 20 sequences, so that a
+# validation loss means something; met by raising the split hash threshold
+# (:func:`_val_threshold`). The bytes-per-token bound is above what byte-level BPEs of 4k
+# to 64k tokens give on Wikipedia text (about 3.5 to 4.5 bytes per token for English; the
+# manifest's ``tokenizer.tokens_per_byte`` records the actual figure).
+MIN_VAL_TOKEN_FRACTION = 0.02
+MIN_VAL_SEQUENCES = 20
+VAL_FLOOR_MARGIN = 1.25
+BYTES_PER_TOKEN_BOUND = 6.0
+VAL_MAX_BYTES_FRACTION = 0.5
 
 
 def _ddl(schema) -> str:
@@ -134,6 +145,59 @@ def _balance(df, counts, val_fraction: float) -> dict[str, str]:
     return forced
 
 
+def val_floor_bytes(total_bytes: int, block_size: int) -> int:
+    """Document bytes the validation split should hold so that, once tokenised, it has at
+    least :data:`MIN_VAL_TOKEN_FRACTION` of the tokens and :data:`MIN_VAL_SEQUENCES`
+    sequences (issue 17).
+
+    The split is chosen before the tokenizer exists, so tokens are estimated from bytes:
+    the fraction is asked of the bytes with a margin (:data:`VAL_FLOOR_MARGIN`, for pages
+    that tokenise denser than the average), and the sequences with
+    :data:`BYTES_PER_TOKEN_BOUND` bytes per token plus one spare row (a bucket drops its
+    last partial row). :func:`run_featurise` checks the floor on the exact counts after
+    packing.
+    """
+    fraction = math.ceil(MIN_VAL_TOKEN_FRACTION * VAL_FLOOR_MARGIN * total_bytes)
+    rows = math.ceil((MIN_VAL_SEQUENCES + 1) * (block_size + 1) * BYTES_PER_TOKEN_BOUND)
+    return max(fraction, rows)
+
+
+def _val_threshold(keyed, counts, val_fraction: float, block_size: int) -> float:
+    """The hash threshold below which pages go to validation: ``val_fraction``, raised
+    when that leaves validation short of :func:`val_floor_bytes`.
+
+    Raising the threshold adds the training pages with the lowest split hash first, i.e.
+    in the stable ``(split_frac, key)`` order, until the floor is met; the result is the
+    split hash of the first page left for training, so the choice depends only on the
+    pages. Validation never takes more than half the document bytes
+    (:data:`VAL_MAX_BYTES_FRACTION`): a corpus too small for the floor keeps most of
+    itself for training.
+    """
+    from pyspark.sql import functions as F
+
+    total = sum(b for _, b in counts.values())
+    need = min(val_floor_bytes(total, block_size), int(VAL_MAX_BYTES_FRACTION * total))
+    have = counts.get("val", (0, 0))[1]
+    if have >= need:
+        return val_fraction
+    size = F.octet_length(F.col("text")) + F.coalesce(F.octet_length(F.col("title")), F.lit(0))
+    rows = (
+        keyed.where(F.col("split") == "train")
+        .select("split_frac", "key", (size + 2).alias("b"))
+        .orderBy("split_frac", "key")
+        .toLocalIterator()
+    )
+    threshold = val_fraction
+    for r in rows:
+        if have + r["b"] > VAL_MAX_BYTES_FRACTION * total:
+            break
+        have += r["b"]
+        threshold = math.nextafter(r["split_frac"], 1.0)  # r goes to validation
+        if have >= need:
+            break
+    return threshold
+
+
 def _read_tokenizer_file(uri: str) -> bytes:
     fs, path = filesystem(uri)
     try:
@@ -172,6 +236,9 @@ class SplitPages:
     """``{split: (pages, document bytes)}``; both splits present unless there is one page."""
     forced: dict[str, str]
     """``{key: split}`` of the pages whose split was forced (see :func:`_balance`)."""
+    val_threshold: float = 0.0
+    """Split hash threshold used: ``featurise.val_fraction``, or higher when that left
+    validation short of its floor (:func:`_val_threshold`)."""
 
     @property
     def ok_pages(self) -> int:
@@ -179,12 +246,17 @@ class SplitPages:
         return sum(n for n, _ in self.counts.values())
 
 
-def split_pages(spark: SparkSession, table: PagesTable, val_fraction: float) -> SplitPages:
+def split_pages(
+    spark: SparkSession, table: PagesTable, val_fraction: float, block_size: int = 1024
+) -> SplitPages:
     """Step 1: keep the ``ok`` pages of ``table`` and give each its split.
 
-    A page's split comes from its key's hash (``val`` below ``val_fraction``), except that
-    at least one page goes to validation when there are two or more, and at least one to
-    training.
+    A page's split comes from its key's hash (``val`` below ``val_fraction``). When
+    ``val_fraction`` > 0 but the pages it picks are short of the validation floor (2% of
+    the tokens and 20 sequences of ``block_size``, estimated from bytes by
+    :func:`val_floor_bytes`), the threshold is raised so that further pages join in
+    stable hash order (:func:`_val_threshold`). Besides, at least one page goes to
+    validation when there are two or more, and at least one to training.
 
     Raises:
         pipeline.shards.format.ShardError: the table holds no ``ok`` page with text.
@@ -197,11 +269,17 @@ def split_pages(spark: SparkSession, table: PagesTable, val_fraction: float) -> 
             f"{table.uri} holds no ok pages (status counts: {dict(table.stats.totals.status)}); "
             "nothing to featurise. Check parse.namespaces and the input dump"
         )
-    forced = _balance(keyed, counts, val_fraction)
+    threshold = val_fraction
+    if val_fraction > 0:
+        threshold = _val_threshold(keyed, counts, val_fraction, block_size)
+        if threshold != val_fraction:
+            keyed = _keyed(ok, threshold, {})
+            counts = _split_counts(keyed)
+    forced = _balance(keyed, counts, threshold)
     if forced:
-        keyed = _keyed(ok, val_fraction, forced)
+        keyed = _keyed(ok, threshold, forced)
         counts = _split_counts(keyed)
-    return SplitPages(keyed, counts, forced)
+    return SplitPages(keyed, counts, forced, threshold)
 
 
 @dataclass(frozen=True)
@@ -420,10 +498,50 @@ def build_manifest(
             ok_pages=pages.ok_pages,
             status=dict(table.stats.totals.status),
             forced_split=pages.forced,
+            val_threshold=pages.val_threshold,
         ),
         config={**config, "pages": table.uri},
         code_version=pipeline.__version__,
     )
+
+
+def val_floor_report(
+    val_fraction: float, pages: SplitPages, splits: dict[str, SplitInfo]
+) -> dict[str, Any]:
+    """How the validation split meets its floor, on the exact counts after packing.
+
+    Returns ``{"val_fraction", "val_threshold", "raised", "val_pages", "val_sequences",
+    "val_token_fraction", "min_sequences", "min_token_fraction", "met"}``: the configured
+    and used hash thresholds, whether the floor raised it, the validation pages,
+    sequences and share of the tokens in rows, the floor (issue 17) and whether it holds.
+    A split that misses it (a corpus too small, see :func:`_val_threshold`) is reported
+    on stderr; the shards are still written.
+    """
+    val = splits.get("val")
+    tokens = sum(s.tokens for s in splits.values())
+    val_tokens = val.tokens if val else 0
+    share = val_tokens / tokens if tokens else 0.0
+    report = {
+        "val_fraction": val_fraction,
+        "val_threshold": pages.val_threshold,
+        "raised": pages.val_threshold != val_fraction,
+        "val_pages": val.documents if val else 0,
+        "val_sequences": val.sequences if val else 0,
+        "val_token_fraction": round(share, 6),
+        "min_sequences": MIN_VAL_SEQUENCES,
+        "min_token_fraction": MIN_VAL_TOKEN_FRACTION,
+    }
+    report["met"] = val_fraction == 0 or (
+        report["val_sequences"] >= MIN_VAL_SEQUENCES and share >= MIN_VAL_TOKEN_FRACTION
+    )
+    if not report["met"]:
+        print(
+            f"featurise: validation holds {report['val_sequences']} sequences, "
+            f"{share:.1%} of the tokens, below the floor of {MIN_VAL_SEQUENCES} and "
+            f"{MIN_VAL_TOKEN_FRACTION:.0%}: the corpus is too small to spare more",
+            file=sys.stderr,
+        )
+    return report
 
 
 class _Phases:
@@ -478,7 +596,7 @@ def run_featurise(
     with staged as stage:  # entered first: an unwritable output fails before Spark starts
         spark = build_spark_session(cfg.spark)
         phases.lap("session")
-        pages = split_pages(spark, table, fc.val_fraction)
+        pages = split_pages(spark, table, fc.val_fraction, fc.block_size)
         phases.lap("split")
         tok = fit_tokenizer(pages, fc, given)
         phases.lap("tokenizer")
@@ -487,6 +605,7 @@ def run_featurise(
         results = write_shards(stage, pages, tok, plan, fc, progress=progress)
         phases.lap("tokenise_pack_write")
         splits = commit_shards(stage, results, fc.block_size)
+        floor = val_floor_report(fc.val_fraction, pages, splits)
         manifest = build_manifest(fc, table, pages, tok, plan, splits)
         stage.write_bytes(fmt.TOKENIZER, tok.json.encode("utf-8"))
         stage.write_bytes(fmt.MANIFEST, manifest.to_json())
@@ -496,4 +615,5 @@ def run_featurise(
     result = manifest.to_dict()
     result["seconds"] = phases.total()
     result["phases"] = phases.seconds  # returned, not written: the manifest's bytes stay stable
+    result["val_floor"] = floor
     return result

@@ -626,6 +626,7 @@ def run_torch_distributor(
     local: bool = True,
     use_gpu: bool = False,
     network_interface: str = "lo",
+    loopback: bool = False,
 ) -> Any:
     """Run ``fn(*args)`` as ``num_proc`` torch.distributed ranks through Spark's
     ``TorchDistributor`` and return rank 0's return value.
@@ -633,6 +634,9 @@ def run_torch_distributor(
     ``local``: torchrun on the driver (``--standalone``, Gloo over ``network_interface``);
     otherwise one rank per barrier task on the executors. ``fn`` is cloudpickled, so it
     must be importable where it runs; it calls :func:`init` with ``torch`` itself.
+    ``loopback`` (not ``local``): a cluster on this host only; the driver's log server
+    and the tasks' rendezvous stores listen on 127.0.0.1
+    (:mod:`pipeline.train.spark_torchrun`).
 
     Raises:
         RuntimeError: no active SparkSession.
@@ -655,6 +659,10 @@ def run_torch_distributor(
         distributor = TorchDistributor(  # torch.distributed: torchrun under Spark.
             num_processes=num_proc, local_mode=local, use_gpu=use_gpu
         )
+        if loopback and not local:
+            from pipeline.train import spark_torchrun
+
+            return spark_torchrun.run(distributor, fn, args, network_interface)
         return distributor.run(fn, *args)
     finally:
         TorchDistributor._create_torchrun_command = original  # type: ignore[method-assign]

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,20 @@ from pipeline.shards.format import TOKENIZER, Manifest
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT = "spark-gpu-pipeline/model"
+# The sample ``pipeline run`` prints (issue 17, "a demo that speaks";
+# :func:`pipeline.train.sample_words.demo_sample`): the model continues the start of a
+# held-out validation page (title, empty line, first words; DEMO_PROMPT when there is
+# none) instead of a bare end-of-text, at a lower temperature with a small top-k as the
+# usual demos do (GPT-2's samples used top-k 40, Radford et al. 2019), with repeated
+# trigrams banned (Paulus et al. 2017) against loops and no runs of empty lines (which
+# the training text never has). Measured on the `make run` model: see README.
+DEMO_PROMPT = "The"
+DEMO_DECODING: dict[str, Any] = {
+    "temperature": 0.6,
+    "top_k": 40,
+    "no_repeat_ngram": 3,
+    "no_blank_runs": True,
+}
 
 
 class ExportError(ValueError):
@@ -141,6 +156,42 @@ def load_exported(
     return model.to(device).eval(), tokenizer, eot_id
 
 
+def no_blank_line_runs(tokenizer: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A ``logits_processor`` for :meth:`models.gpt.GPT.generate` that never lets the text
+    hold two empty lines in a row (three newlines with only spaces or tabs between).
+
+    The training text never does: the parse stage ends a paragraph with one empty line.
+    A token is excluded when the newlines it starts with (before its first other
+    character) plus the newlines ending the text so far would exceed two.
+
+    Args:
+        tokenizer: the model's ``tokenizers.Tokenizer``; each token id is decoded alone.
+
+    Returns:
+        ``f(idx, logits) -> logits``: ``idx`` (B, T) int64, ``logits`` (B, V) float32.
+    """
+    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
+    leading = torch.zeros(vocab, dtype=torch.long)  # (V,) newlines a token starts with
+    for i in range(vocab):
+        piece = tokenizer.decode([i], skip_special_tokens=False)
+        head = piece[: len(piece) - len(piece.lstrip(" \t\n\r"))]
+        leading[i] = head.count("\n")
+    newline_tokens = leading > 0  # (V,)
+
+    def process(idx: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        out = logits
+        for b, row in enumerate(idx[:, -8:].tolist()):
+            text = tokenizer.decode(row, skip_special_tokens=False)
+            tail = text[len(text.rstrip(" \t\n\r")) :].count("\n")
+            if tail:
+                ban = newline_tokens & (leading.to(logits.device) + tail > 2)  # (V,)
+                out = out.clone() if out is logits else out
+                out[b, : len(ban)] = out[b, : len(ban)].masked_fill(ban, float("-inf"))
+        return out
+
+    return process
+
+
 def generate_text(
     model_dir: str | os.PathLike[str],
     prompt: str,
@@ -150,16 +201,24 @@ def generate_text(
     top_k: int | None = 200,
     seed: int | None = None,
     device: torch.device | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram: int = 0,
+    no_blank_runs: bool = False,
 ) -> str:
     """Continue ``prompt`` with an exported model; return prompt + continuation.
 
     An empty prompt starts from the end-of-text token (a new document). Sampling draws
     from a ``torch.Generator`` seeded with ``seed`` (random when None), so a seed repeats
-    its text. Generation stops early at end-of-text, which is not printed.
+    its text. Generation stops early at end-of-text, which is not printed. ``top_p``,
+    ``repetition_penalty`` and ``no_repeat_ngram`` are those of
+    :meth:`models.gpt.GPT.generate`; ``no_blank_runs`` applies
+    :func:`no_blank_line_runs`.
 
     Raises:
         ExportError: see :func:`load_exported`.
-        ValueError: ``max_new_tokens`` < 0, ``temperature`` < 0 or ``top_k`` < 1.
+        ValueError: ``max_new_tokens`` < 0, ``temperature`` < 0, ``top_k`` < 1, or another
+            argument :meth:`models.gpt.GPT.generate` refuses.
     """
     model, tokenizer, eot_id = load_exported(model_dir, device)
     dev = next(model.parameters()).device
@@ -178,6 +237,10 @@ def generate_text(
         top_k=top_k,
         generator=generator,
         eos_id=eot_id,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram=no_repeat_ngram,
+        logits_processor=no_blank_line_runs(tokenizer) if no_blank_runs else None,
     )
     new = [t for t in out[0, len(start) :].tolist() if t != eot_id]
     return prompt + tokenizer.decode(new)

@@ -23,6 +23,7 @@ block size, the checkpoint to resume), so bad input fails in seconds with one me
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 import re
@@ -47,6 +48,7 @@ from pipeline.train.checkpoint import (
 )
 from pipeline.train.loop import data_dir, run_dir, save_config, train_rank
 from pipeline.train.metrics import summarise
+from pipeline.train.tracking_mlflow import check_installed as check_mlflow
 
 _RANK_ERROR = re.compile(r"^\[(\d+)\]<std(?:err|out)>:pipeline train: error: (.*)$")
 _ERROR = re.compile(r"^pipeline train: error: (.*)$")
@@ -109,7 +111,8 @@ def run_train(cfg: PipelineConfig, *, stop_after: int | None = None) -> dict[str
         pipeline.errors.OutputError: the run folder overlaps the shards or holds files
             this tool did not write (:func:`pipeline.outputs.claim_run_folder`).
         pipeline.errors.UsageError: called inside a horovodrun rank, where it would start
-            horovodrun again (a rank runs ``jobs/train.py``).
+            horovodrun again (a rank runs ``jobs/train.py``); ``train.mlflow`` without
+            mlflow installed.
         ShardError: unusable shards.
     """
     if dist.in_launched_rank():
@@ -124,6 +127,7 @@ def run_train(cfg: PipelineConfig, *, stop_after: int | None = None) -> dict[str
             f"train.launcher=local runs one rank in this process, but train.np is {tc.np}; "
             "use --launcher horovodrun or spark for several ranks"
         )
+    check_mlflow(tc.mlflow, tc.mlflow_uri)
     claim_run_folder(run_dir(cfg), data_dir(cfg))
     precheck(cfg)
     config_path = save_config(cfg, run_dir(cfg))
@@ -234,6 +238,9 @@ def run_torchrun(cfg: PipelineConfig, config_path: str | os.PathLike[str]) -> No
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("OMP_NUM_THREADS", "1")  # the loop sets threads per rank itself
     env.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    logs = torchrun_log_dir(run_dir(cfg))
+    if logs is not None:
+        env["PET_LOG_DIR"] = str(logs)  # torchrun --log-dir; else it makes /tmp/torchelastic_*
     found: dict[str, Any] = {}
     report = False  # torchrun's failure report, condensed into our message
 
@@ -250,9 +257,37 @@ def run_torchrun(cfg: PipelineConfig, config_path: str | os.PathLike[str]) -> No
         report = report or text.startswith(("Traceback (most recent call", "[W", "====="))
         return not report or bool(_ERROR.match(text))
 
-    code, tail = _relay(cmd, env, "torchrun", show)
+    try:
+        code, tail = _relay(cmd, env, "torchrun", show)
+    finally:
+        if logs is not None:
+            _remove_empty_dirs(logs)  # a rank's error file, if any, stays
     if code != 0:
         raise TrainError(describe_torchrun_failure(found, code, run_dir(cfg), tail))
+
+
+TORCHRUN_LOGS = "torchrun"
+"""Folder of the run where torchrun keeps its per-launch log folders (``--log-dir``):
+``<run id>_<random>/attempt_<n>/<local rank>/``, empty unless a rank wrote an error file
+(``torch.distributed.elastic`` ``@record``); empty ones are removed after each launch."""
+
+
+def torchrun_log_dir(run: str | os.PathLike[str]) -> Path | None:
+    """``RUN/torchrun``, torchrun's ``--log-dir`` for a run folder on the local file system
+    (None for a URI: torchrun then picks its own)."""
+    if "://" in str(run):
+        return None
+    return Path(run) / TORCHRUN_LOGS
+
+
+def _remove_empty_dirs(root: Path) -> None:
+    """Remove the empty folders under ``root`` and ``root`` itself when it ends up empty,
+    deepest first: what torchrun made for a launch whose ranks wrote no error file.
+    Files are never touched (``rmdir`` fails on a non-empty folder)."""
+    folders = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+    for folder in [*folders, root]:
+        with contextlib.suppress(OSError):  # not empty, or gone
+            folder.rmdir()
 
 
 def describe_torchrun_failure(
@@ -374,6 +409,7 @@ def run_spark(cfg: PipelineConfig, *, stop_after: int | None = None) -> None:
                     local=master.startswith("local"),
                     use_gpu=gpu,
                     network_interface=cfg.train.network_interface,
+                    loopback=local,
                 )
             ]
         else:

@@ -79,6 +79,7 @@ from pipeline.train.schedule import (
     pick_device,
     threads_per_rank,
 )
+from pipeline.train.tracking_mlflow import spec_for as mlflow_spec
 
 CONFIG_FILE = "config.yaml"
 
@@ -407,7 +408,10 @@ class _Trainer:
         found = self._resume()
         if main:
             self.metrics = MetricsLog(
-                self.run_dir, self.step if found else -1, tensorboard=tc.tensorboard
+                self.run_dir,
+                self.step if found else -1,
+                tensorboard=tc.tensorboard,
+                mlflow=mlflow_spec(self.cfg, self.run_dir, self.step if found else None),
             )
         n_params = self.model.num_params()
         if found:
@@ -443,7 +447,7 @@ class _Trainer:
         finally:
             bar.close()
             if self.metrics:
-                self.metrics.close()
+                self.metrics.close(finished=self.step >= end)
         if self.step >= tc.max_steps:
             extra = {"step": self.step, "run": str(self.run_dir)}
             self._on_root(

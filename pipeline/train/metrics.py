@@ -10,7 +10,8 @@ norm before clipping), ``data_wait`` (fraction of the step spent in the dataset'
 ``val_ppl`` and ``val_bpb`` (bits per UTF-8 byte, comparable across tokenizers) to its
 step's line. The line of ``step`` 0 holds the evaluation before any update. The same
 scalars go to TensorBoard event files in ``RUN/tensorboard/`` (tensorboardX), under
-``train/…`` and ``val/…``; view them with ``tensorboard --logdir RUN/tensorboard``.
+``train/…`` and ``val/…``; view them with ``tensorboard --logdir RUN/tensorboard``. With
+``train.mlflow: true`` they also go to an MLflow run (:mod:`pipeline.train.tracking_mlflow`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pipeline.fs import atomic_write
+from pipeline.train.tracking_mlflow import MlflowSpec, MlflowTracker
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
@@ -129,11 +131,20 @@ class MetricsLog:
     from; ``-1`` on a fresh run drops everything), so a re-run after a crash never shows
     the steps it redoes twice; the TensorBoard writer opens with ``purge_step =
     keep_through + 1``, which tells TensorBoard to drop the redone steps too. Each line is
-    flushed as written.
+    flushed as written. ``mlflow`` (a :class:`~pipeline.train.tracking_mlflow.MlflowSpec`)
+    also sends every row to a new MLflow run.
+
+    Raises:
+        UsageError: ``mlflow`` given but mlflow is not installed.
     """
 
     def __init__(
-        self, run_dir: str | os.PathLike[str], keep_through: int, *, tensorboard: bool = True
+        self,
+        run_dir: str | os.PathLike[str],
+        keep_through: int,
+        *,
+        tensorboard: bool = True,
+        mlflow: MlflowSpec | None = None,
     ) -> None:
         path = Path(run_dir) / METRICS_FILE
         kept = [r for r in read_metrics(run_dir) if r.get("step", 0) <= keep_through]
@@ -148,6 +159,9 @@ class MetricsLog:
                 purge_step=keep_through + 1 if keep_through >= 0 else None,
                 flush_secs=10,
             )
+        self._mlflow: MlflowTracker | None = None
+        if mlflow is not None:
+            self._mlflow = MlflowTracker(mlflow, TB_TAGS)
 
     def write(self, row: dict[str, Any]) -> None:
         """Append one line (non-finite floats are written as null)."""
@@ -161,11 +175,16 @@ class MetricsLog:
             for key, tag in TB_TAGS.items():
                 if clean.get(key) is not None:
                     self._tb.add_scalar(tag, clean[key], clean["step"])
+        if self._mlflow is not None:
+            self._mlflow.log(clean)
 
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
+        """Close the file and writers; ``finished`` false marks the MLflow run ``FAILED``."""
         self._f.close()
         if self._tb is not None:
             self._tb.close()
+        if self._mlflow is not None:
+            self._mlflow.close(finished)
 
 
 class _LineFile:

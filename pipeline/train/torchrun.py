@@ -35,25 +35,34 @@ class LoopbackTCPStore(td.TCPStore):
         *args: Any,
         **kwargs: Any,
     ) -> None:
-        fd_given = args or kwargs.get("master_listen_fd") is not None
-        if is_master and not fd_given and host_name in LOOPBACK_NAMES:
+        rest = list(args)  # timeout, wait_for_workers, multi_tenant, master_listen_fd, ...
+        fd_at = 3
+        fd = rest[fd_at] if len(rest) > fd_at else kwargs.get("master_listen_fd")
+        if is_master and fd is None and host_name in LOOPBACK_NAMES:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", port))  # torch.distributed: store on loopback only.
             sock.listen(1024)
             _sockets.append(sock)
             port = sock.getsockname()[1]
-            kwargs["master_listen_fd"] = sock.fileno()
-        super().__init__(host_name, port, world_size, is_master, *args, **kwargs)
+            if len(rest) > fd_at:
+                rest[fd_at] = sock.fileno()
+            else:
+                kwargs["master_listen_fd"] = sock.fileno()
+        super().__init__(host_name, port, world_size, is_master, *rest, **kwargs)
 
 
 def main() -> None:
     """Run torchrun (``torch.distributed.run.main``) with loopback store servers."""
-    from torch.distributed.elastic.rendezvous import c10d_rendezvous_backend
+    from torch.distributed.elastic.rendezvous import (
+        c10d_rendezvous_backend,
+        static_tcp_rendezvous,
+    )
     from torch.distributed.run import main as torchrun_main
 
     td.TCPStore = LoopbackTCPStore  # type: ignore[misc]  # the shared store of the ranks
     c10d_rendezvous_backend.TCPStore = LoopbackTCPStore  # type: ignore[misc]  # rendezvous
+    static_tcp_rendezvous.TCPStore = LoopbackTCPStore  # type: ignore[misc]  # --rdzv-backend static
     torchrun_main()
 
 

@@ -1,7 +1,10 @@
-"""``pipeline train --launcher spark``: Horovod ranks on the loopback cluster's executors.
+"""``pipeline train --launcher spark``: ranks on the loopback cluster's executors, for
+both backends.
 
-``horovod.spark.run`` starts one rank per Spark task (2 ranks on the worker's 2 cores,
-Gloo over ``lo``); the shards are read through a ``file://`` URI (``pyarrow.fs``).
+Horovod: ``horovod.spark.run`` starts one rank per Spark task; torch: ``TorchDistributor``
+runs torchrun in each of 2 barrier tasks (one rank each, static rendezvous on task 0's
+host). Either way 2 ranks on the worker's 2 cores, Gloo over ``lo``, every socket on
+loopback; the shards are read through a ``file://`` URI (``pyarrow.fs``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from safetensors.numpy import load_file
 
 from pipeline.shards import format as fmt
@@ -32,8 +36,15 @@ TINY = (
 )
 
 
-def test_pipeline_train_runs_horovod_on_the_cluster_executors(
-    cluster, cluster_shards: Path, tmp_path: Path
+def app_logs(cluster, before: set[Path]) -> list[Path]:
+    """The executors' ``stdout``/``stderr`` files not in ``before`` (this test's app)."""
+    found = (cluster.base_dir / "work").glob("app-*/*/std*")
+    return sorted(p for p in found if p not in before and p.name in ("stdout", "stderr"))
+
+
+@pytest.mark.parametrize("backend", ["horovod", "torch"])
+def test_pipeline_train_runs_on_the_cluster_executors(
+    backend: str, cluster, cluster_shards: Path, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
     data = f"file://{cluster_shards}"
@@ -42,6 +53,8 @@ def test_pipeline_train_runs_horovod_on_the_cluster_executors(
         "train",
         "--launcher",
         "spark",
+        "--backend",
+        backend,
         "--master",
         cluster.master_url,
         "-np",
@@ -56,14 +69,15 @@ def test_pipeline_train_runs_horovod_on_the_cluster_executors(
     # Horovod's driver-side services (in this command's process) bind to loopback; the
     # executors' task services get the same from the worker's environment.
     env["HOROVOD_BIND_ADDRESS"] = "127.0.0.1"
+    before = set(app_logs(cluster, set()))
     run = run_watched(argv, env, cluster, timeout=540)
     assert run.proc.returncode == 0, failure(run.proc)
     assert "pipeline train: 4 steps" in run.proc.stdout, run.proc.stdout
     assert not run.beyond_loopback(), run.beyond_loopback()
 
-    # The ranks ran inside the worker's executor, which logged rank 0's start-up line.
-    stderr = (cluster.base_dir / "work").glob("app-*/*/stderr")
-    logs = [p.read_text(errors="replace") for p in stderr]
+    # The ranks ran inside the worker's executor, which logged rank 0's start-up line
+    # (torchrun's ranks: into the task's stdout).
+    logs = [p.read_text(errors="replace") for p in app_logs(cluster, before)]
     assert any("pipeline train: 2 rank(s)" in text for text in logs)
 
     ckpt = run_dir / "checkpoints" / "step-0000004"

@@ -153,6 +153,30 @@ def test_given_tokenizer_gives_the_same_shards(pages, en_shards, tmp_path) -> No
     assert m2["splits"] == manifest["splits"]
 
 
+def test_a_tiny_val_fraction_still_gives_validation_its_floor(pages, tmp_path) -> None:
+    # 0.001 of the sample's 106 pages hashes no page into validation; the floor (issue 17)
+    # adds training pages in stable hash order until >= 2% of the tokens, >= 20 sequences.
+    out = tmp_path / "tiny"
+    m = featurise(pages["en"], out, "featurise.val_fraction=0.001")
+    floor = m["val_floor"]
+    assert floor["raised"] and floor["met"], floor
+    val, train = m["splits"]["val"], m["splits"]["train"]
+    assert val["sequences"] >= 20 == floor["min_sequences"]
+    assert val["tokens"] / (val["tokens"] + train["tokens"]) >= 0.02
+    assert val["sequences"] == floor["val_sequences"]
+    # Exactly the pages of lowest split hash are in validation, well under half the corpus.
+    threshold = m["pages"]["val_threshold"]
+    assert threshold == floor["val_threshold"] > 0.001
+    ok = [r for r in pq.read_table(pages["en"]).to_pylist() if r["status"] == "ok"]
+    fracs = sorted(key_fractions("enwiki", r["page_id"])[0] for r in ok)
+    assert val["documents"] == sum(f < threshold for f in fracs) < len(ok) // 4
+    assert m["pages"]["forced_split"] == {}
+    assert fmt.load_manifest(str(out)).content.pages.val_threshold == threshold
+    # The same floor again in a second output: the choice depends only on the pages.
+    again = featurise(pages["en"], tmp_path / "again", "featurise.val_fraction=0.001")
+    assert again["splits"] == m["splits"] and again["pages"] == m["pages"]
+
+
 def test_german_sample_and_inspect(pages, tmp_path) -> None:
     out = tmp_path / "de"
     m = featurise(pages["de"], out, "featurise.vocab_size=1000")

@@ -65,9 +65,9 @@ def test_print_config_precedence(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == EXIT_OK
     resolved = yaml.safe_load(capsys.readouterr().out)
     assert resolved["train"]["np"] == 4  # flag beats positional override
-    assert resolved["train"]["max_steps"] == 200  # from conf/local.yaml
+    assert resolved["train"]["max_steps"] == 400  # from conf/local.yaml
     assert resolved["spark"]["master"] == "spark://127.0.0.1:7077"
-    assert resolved["train"]["lr"] == pytest.approx(1e-3)
+    assert resolved["train"]["lr"] == pytest.approx(5e-3)
 
 
 def test_parse_flags_map_to_keys(capsys: pytest.CaptureFixture[str]) -> None:

@@ -233,3 +233,32 @@ def test_build_model_resolves_vocab_size() -> None:
         GPT(cfg)
     with pytest.raises(ValueError, match="vocabulary 200 larger than the model's 128"):
         build_model(explicit, vocab_size=200)
+
+
+def test_generate_no_repeat_ngram_never_repeats_an_ngram() -> None:
+    model = tiny()
+    prompt = tokens(1, 3)
+    # Greedy decoding of an untrained model falls into a loop; the ban breaks every one.
+    loop = model.generate(prompt, 40, temperature=0.0)[0].tolist()
+    trigrams = [tuple(loop[i : i + 3]) for i in range(len(loop) - 2)]
+    assert len(set(trigrams)) < len(trigrams)
+    out = model.generate(prompt, 40, temperature=0.0, no_repeat_ngram=3)[0].tolist()
+    trigrams = [tuple(out[i : i + 3]) for i in range(len(out) - 2)]
+    assert len(set(trigrams)) == len(trigrams) and len(out) == 43
+
+
+def test_generate_repetition_penalty_and_top_p() -> None:
+    model = tiny()
+    prompt = tokens(1, 3)
+    plain = model.generate(prompt, 30, temperature=0.0)[0, 3:].tolist()
+    guarded = model.generate(prompt, 30, temperature=0.0, repetition_penalty=3.0)[0, 3:].tolist()
+    assert len(set(guarded)) > len(set(plain))
+    # A tiny nucleus keeps only the most likely token: the same as greedy.
+    g = torch.Generator().manual_seed(0)
+    nucleus = model.generate(prompt, 10, temperature=1.0, top_p=1e-6, generator=g)
+    assert torch.equal(nucleus, model.generate(prompt, 10, temperature=0.0))
+    for bad in ({"top_p": 0.0}, {"top_p": 1.5}, {"repetition_penalty": 0.5}):
+        with pytest.raises(ValueError):
+            model.generate(prompt, 1, **bad)
+    with pytest.raises(ValueError, match="no_repeat_ngram"):
+        model.generate(prompt, 1, no_repeat_ngram=-1)
