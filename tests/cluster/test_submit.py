@@ -1,4 +1,5 @@
-"""jobs/parse_dump.py and jobs/featurise.py through spark-submit on the loopback cluster.
+"""jobs/parse_dump.py, jobs/curate.py and jobs/featurise.py through spark-submit on the
+loopback cluster.
 
 Submitted with the ETL archive (``--archives env.tar.gz#environment``): the executors run
 its Python. Their outputs must hold the same bytes as local mode in this process; only
@@ -15,12 +16,14 @@ from pathlib import Path
 import yaml
 
 from pipeline.shards import format as fmt
+from pipeline.spark.curate_stage import run_curate
 from pipeline.spark.featurise_stage import run_featurise
 from pipeline.spark.parse_stage import run_parse
 from pipeline.spark.session import session_settings
 from pipeline.stage_config import SparkConfig, load_config
 from tests.cluster.conftest import FEATURISE
 from tests.support.cluster import ROOT, digests, failure, spark_submit, without_master
+from tests.support.curate_data import COPIES, with_copies
 
 DUMP = "elwikivoyage-pages-articles-multistream.xml-p2566p2583.bz2"
 # Small enough that the 4 page streams of this dump become several tasks.
@@ -95,6 +98,42 @@ def test_parse_job_matches_local_mode(cluster, etl_archive, spark, wiki_data, tm
     assert without_master((submitted / "_stats.json").read_text()) == without_master(
         (local / "_stats.json").read_text()
     )
+    configs = [yaml.safe_load((d / "_config.yaml").read_text()) for d in (submitted, local)]
+    assert [c["spark"].pop("master") for c in configs] == [cluster.master_url, "local[2]"]
+    assert configs[0] == configs[1]
+
+
+def test_curate_job_matches_local_mode(cluster, etl_archive, spark, en_pages, tmp_path) -> None:
+    # The English sample plus exact and edited copies of its articles: dedup, LSH and
+    # components run on the cluster's executors (py3langid from the archive).
+    pages = with_copies(Path(en_pages.removeprefix("file://")), tmp_path / "pages")
+    out = tmp_path / "curated"  # both runs write here, one after the other
+    args = ["--pages", f"file://{pages}", "--out", f"file://{out}", "spark.ui_enabled=false"]
+    run = spark_submit(
+        cluster,
+        ROOT / "jobs" / "curate.py",
+        ["conf/local.yaml", *args, f"spark.master={cluster.master_url}"],
+        archive=etl_archive,
+    )
+    assert run.proc.returncode == 0, failure(run.proc)
+    assert "pipeline curate:" in run.proc.stdout, run.proc.stdout
+    assert not run.beyond_loopback(), run.beyond_loopback()
+    submitted = out.rename(tmp_path / "submitted")
+
+    cfg = load_config(
+        str(ROOT / "conf" / "local.yaml"),
+        [f"curate.pages=file://{pages}", f"curate.out=file://{out}", "spark.ui_enabled=false"],
+    )
+    run_curate(cfg, progress=False)
+    local = out.rename(tmp_path / "local")
+
+    stats = json.loads((submitted / "_stats.json").read_text())
+    assert stats["status"]["duplicate"] >= COPIES and stats["status"]["near_duplicate"] >= 1
+    ours, theirs = digests(submitted), digests(local)
+    assert ours.keys() == theirs.keys()
+    # Same bytes in every file (_stats.json records only the curate section) but the
+    # resolved config, whose only difference is spark.master.
+    assert {k for k in ours if ours[k] != theirs[k]} == {"_config.yaml"}
     configs = [yaml.safe_load((d / "_config.yaml").read_text()) for d in (submitted, local)]
     assert [c["spark"].pop("master") for c in configs] == [cluster.master_url, "local[2]"]
     assert configs[0] == configs[1]

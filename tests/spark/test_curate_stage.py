@@ -9,25 +9,21 @@ import hashlib
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.contracts.curated import curated_schema, read_curated_dir
-from pipeline.contracts.pages import PAGES_SCHEMA, STATS_FILE, PagesStats, read_pages_dir
+from pipeline.contracts.pages import PAGES_SCHEMA, read_pages_dir
 from pipeline.curate import text as T
 from pipeline.errors import OutputError
 from pipeline.spark.curate_stage import run_curate
 from pipeline.spark.parse_stage import run_parse
 from pipeline.stage_config import load_config
-from tests.support.curate_data import EN, add_boilerplate, edit_words, reorder_paragraphs
+from tests.support.curate_data import COPIES, EDITS, EN, with_copies
 
 ROOT = Path(__file__).resolve().parents[2]
-EDITS = (0.01, 0.03, 0.05, 0.1, 0.3)
-COPIES = 40  # identical copies of one page: one exact group, collapsed before LSH
 
 
 @pytest.fixture(scope="module")
@@ -43,45 +39,7 @@ def pages(spark, wiki_data: Path, tmp_path_factory) -> Path:
         overrides=[f"parse.input=[{','.join(map(str, inputs))}]", f"parse.out={parsed}"]
     )
     run_parse(cfg, progress=False)
-    table = read_pages_dir(str(parsed))
-    rows = [r for f in table.files for r in pq.read_table(f).to_pylist()]
-    ok = [r for r in rows if r["status"] == "ok" and r["source"].endswith(EN)]
-    ok = [r for r in ok if len(r["text"]) > 3000]
-    extra, pid = [], 10**9
-    donor = ok[-1]["text"]
-    for i, fraction in enumerate(EDITS):
-        extra.append(
-            {**ok[i], "page_id": pid, "text": edit_words(ok[i]["text"], fraction, donor, i)}
-        )
-        pid += 1
-    extra.append({**ok[6], "page_id": pid, "text": reorder_paragraphs(ok[6]["text"], 1)})
-    extra.append(
-        {
-            **ok[7],
-            "page_id": pid + 1,
-            "text": add_boilerplate(ok[7]["text"], "Mirror of Wikipedia."),
-        }
-    )
-    extra.append(
-        {**ok[8], "page_id": pid + 2, "text": ok[8]["text"].upper()}
-    )  # exact after case folding
-    extra += [{**ok[9], "page_id": pid + 3 + k} for k in range(COPIES)]
-    folder = base / "pages"
-    folder.mkdir()
-    names = []
-    for f in table.files:
-        name = f.rsplit("/", 1)[-1]
-        (folder / name).write_bytes(Path(f).read_bytes())
-        names.append(name)
-    pq.write_table(pa.Table.from_pylist(extra, PAGES_SCHEMA), folder / "part-09999.parquet")
-    names.append("part-09999.parquet")
-    t = table.stats.totals
-    totals = replace(t, rows=t.rows + len(extra), pages=t.pages + len(extra))
-    stats = replace(table.stats, files=tuple(names), totals=totals)
-    (folder / STATS_FILE).write_bytes(stats.to_json())
-    (folder / "_SUCCESS").write_bytes(b"")
-    PagesStats.from_json((folder / STATS_FILE).read_bytes(), "check")
-    return folder
+    return with_copies(parsed, base / "pages")
 
 
 def curate(pages_dir: Path, out: Path, *overrides: str) -> dict:
