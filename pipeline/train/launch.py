@@ -23,7 +23,6 @@ block size, the checkpoint to resume), so bad input fails in seconds with one me
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import os
 import re
@@ -48,6 +47,7 @@ from pipeline.train.checkpoint import (
 )
 from pipeline.train.loop import data_dir, run_dir, save_config, train_rank
 from pipeline.train.metrics import summarise
+from pipeline.train.torchrun import remove_empty_dirs
 from pipeline.train.tracking_mlflow import check_installed as check_mlflow
 
 _RANK_ERROR = re.compile(r"^\[(\d+)\]<std(?:err|out)>:pipeline train: error: (.*)$")
@@ -261,7 +261,7 @@ def run_torchrun(cfg: PipelineConfig, config_path: str | os.PathLike[str]) -> No
         code, tail = _relay(cmd, env, "torchrun", show)
     finally:
         if logs is not None:
-            _remove_empty_dirs(logs)  # a rank's error file, if any, stays
+            remove_empty_dirs(logs)  # a rank's error file, if any, stays
     if code != 0:
         raise TrainError(describe_torchrun_failure(found, code, run_dir(cfg), tail))
 
@@ -278,16 +278,6 @@ def torchrun_log_dir(run: str | os.PathLike[str]) -> Path | None:
     if "://" in str(run):
         return None
     return Path(run) / TORCHRUN_LOGS
-
-
-def _remove_empty_dirs(root: Path) -> None:
-    """Remove the empty folders under ``root`` and ``root`` itself when it ends up empty,
-    deepest first: what torchrun made for a launch whose ranks wrote no error file.
-    Files are never touched (``rmdir`` fails on a non-empty folder)."""
-    folders = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
-    for folder in [*folders, root]:
-        with contextlib.suppress(OSError):  # not empty, or gone
-            folder.rmdir()
 
 
 def describe_torchrun_failure(

@@ -9,11 +9,21 @@ loopback) this entry point hands every store server it starts a socket already b
 Gloo itself binds to the interface of ``GLOO_SOCKET_IFNAME`` (``lo``, see
 :func:`pipeline.train.dist.launch_env`). Stores for other hosts are left as torchrun
 makes them.
+
+torchrun keeps per-launch log folders (``--log-dir``, env ``PET_LOG_DIR``); without one
+it makes ``/tmp/torchelastic_*`` and leaves it. :func:`main` gives it a temporary folder
+of its own when the caller gave none (TorchDistributor's tasks) and removes the empty
+folders after the launch (:func:`remove_empty_dirs`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch.distributed as td
@@ -63,7 +73,25 @@ def main() -> None:
     td.TCPStore = LoopbackTCPStore  # type: ignore[misc]  # the shared store of the ranks
     c10d_rendezvous_backend.TCPStore = LoopbackTCPStore  # type: ignore[misc]  # rendezvous
     static_tcp_rendezvous.TCPStore = LoopbackTCPStore  # type: ignore[misc]  # --rdzv-backend static
-    torchrun_main()
+    given = os.environ.get("PET_LOG_DIR") or any(a.startswith("--log") for a in sys.argv[1:])
+    logs = None if given else Path(tempfile.mkdtemp(prefix="pipeline-torchrun-"))
+    if logs is not None:
+        os.environ["PET_LOG_DIR"] = str(logs)  # torchrun --log-dir, read by its parser
+    try:
+        torchrun_main()
+    finally:
+        if logs is not None:
+            remove_empty_dirs(logs)  # a rank's error file, if any, stays
+
+
+def remove_empty_dirs(root: Path) -> None:
+    """Remove the empty folders under ``root`` and ``root`` itself when it ends up empty,
+    deepest first: what torchrun made for a launch whose ranks wrote no error file.
+    Files are never touched (``rmdir`` fails on a non-empty folder)."""
+    folders = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+    for folder in [*folders, root]:
+        with contextlib.suppress(OSError):  # not empty, or gone
+            folder.rmdir()
 
 
 if __name__ == "__main__":

@@ -49,3 +49,27 @@ def test_torchrun_logs_stay_in_the_run_folder(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "sha256" in proc.stderr
     assert list(tmp.glob("torchelastic_*")) == []
     assert not (tmp_path / "bad-run" / "torchrun").exists()  # the ranks write no error file
+
+
+def test_torchrun_entry_point_without_a_log_dir_leaves_nothing_in_tmp(tmp_path: Path) -> None:
+    # How TorchDistributor's tasks start ranks: `python -m pipeline.train.torchrun` with no
+    # --log-dir. It gives torchrun a temporary folder of its own and removes it after.
+    from pipeline.train.dist import free_port, launch_env, torchrun_command
+
+    script = tmp_path / "rank.py"
+    script.write_text(
+        "import os\nprint('rank', os.environ['RANK'], 'of', os.environ['WORLD_SIZE'])\n"
+    )
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(launch_env(None), TMPDIR=str(tmp))
+    env.pop("PET_LOG_DIR", None)
+    cmd = torchrun_command(2, [str(script)], rdzv_port=free_port())
+    assert cmd[1:3] == ["-m", "pipeline.train.torchrun"], cmd
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(line for line in proc.stdout.splitlines() if line.startswith("rank")) == [
+        "rank 0 of 2",
+        "rank 1 of 2",
+    ]
+    assert list(tmp.iterdir()) == []  # no torchelastic_*, no pipeline-torchrun-*
