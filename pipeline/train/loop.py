@@ -138,7 +138,9 @@ def train_rank(
     cfg = as_config(config)
     info = dist.init(cfg.train.backend)
     try:
-        return _Trainer(cfg, info).run(stop_after)
+        result = _Trainer(cfg, info).run(stop_after)
+        dist.barrier()  # every rank done before any leaves: no collective left in flight
+        return result
     except Exception as e:
         if not dist.lost_peer(e):
             raise

@@ -56,9 +56,13 @@ def test_torchrun_entry_point_without_a_log_dir_leaves_nothing_in_tmp(tmp_path: 
     # --log-dir. It gives torchrun a temporary folder of its own and removes it after.
     from pipeline.train.dist import free_port, launch_env, torchrun_command
 
-    script = tmp_path / "rank.py"
+    script, seen = tmp_path / "rank.py", tmp_path / "seen"
+    seen.mkdir()
+    # Each rank leaves a file (their prints to the shared stdout pipe can interleave).
     script.write_text(
-        "import os\nprint('rank', os.environ['RANK'], 'of', os.environ['WORLD_SIZE'])\n"
+        "import os, pathlib\n"
+        f"pathlib.Path({str(seen)!r}, os.environ['RANK'] + '-of-' + os.environ['WORLD_SIZE'])"
+        ".touch()\n"
     )
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -68,8 +72,5 @@ def test_torchrun_entry_point_without_a_log_dir_leaves_nothing_in_tmp(tmp_path: 
     assert cmd[1:3] == ["-m", "pipeline.train.torchrun"], cmd
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(line for line in proc.stdout.splitlines() if line.startswith("rank")) == [
-        "rank 0 of 2",
-        "rank 1 of 2",
-    ]
+    assert sorted(p.name for p in seen.iterdir()) == ["0-of-2", "1-of-2"]
     assert list(tmp.iterdir()) == []  # no torchelastic_*, no pipeline-torchrun-*
