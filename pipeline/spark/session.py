@@ -107,6 +107,17 @@ def _quiet_logging(settings: dict[str, str]) -> None:
     settings["spark.driver.extraJavaOptions"] = f"{options} {opt}".strip()
 
 
+def _class_data_sharing(settings: dict[str, str], enabled: bool) -> None:
+    """Start the JVM with the class-data sharing archive, when there is a usable one
+    (:mod:`pipeline.spark.cds`)."""
+    from pipeline.spark import cds
+
+    flags = cds.java_options(settings, enabled)
+    if flags:
+        options = settings.get("spark.driver.extraJavaOptions", "")
+        settings["spark.driver.extraJavaOptions"] = f"{options} {flags}".strip()
+
+
 def build_spark_session(cfg: SparkConfig) -> SparkSession:
     """Return a SparkSession configured from ``cfg`` (or the one already running).
 
@@ -137,6 +148,7 @@ def build_spark_session(cfg: SparkConfig) -> SparkSession:
     settings = session_settings(cfg, submitted=submitted)
     if not submitted:
         _quiet_logging(settings)
+        _class_data_sharing(settings, cfg.class_data_sharing)
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

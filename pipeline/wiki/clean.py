@@ -33,6 +33,7 @@ from mwparserfromhell.parser import tokens as tk
 from mwparserfromhell.parser.builder import Builder
 
 from pipeline.wiki import templates
+from pipeline.wiki.prestrip import strip_refs
 
 try:  # the C tokenizer, as mwparserfromhell.parse itself picks it
     from mwparserfromhell.parser._tokenizer import CTokenizer as _Tokenizer
@@ -178,6 +179,8 @@ def clean_wikitext(
         # Markup stored entity-escaped (seen in real dumps re-exported by tools): decode it
         # first, as WikiExtractor does, so that <ref>s and comments are parsed as such.
         wikitext = html.unescape(wikitext)
+    # <ref>s are dropped whole: cut before tokenizing (same text, less to tokenize).
+    wikitext = strip_refs(wikitext)
     # Bold and italic quotes stay text (removed by _tidy): parsed as style tags, an
     # unbalanced '' lets a table or <ref> swallow the rest of the page.
     walker = _Walker(opts, time.thread_time() + opts.timeout_s, title)

@@ -1,0 +1,79 @@
+"""The driver's class-data sharing archive is used only when whole and when the class path
+is Spark's own; older archives are removed only when their sidecar proves they are ours."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.spark import cds, session
+from pipeline.stage_config import SparkConfig
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    return tmp_path / "spark-gpu-pipeline" / "jvm"
+
+
+def _fake_archive(folder: Path, key: str, data: bytes, recorded: int | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    jsa = folder / f"spark-{key}.jsa"
+    jsa.write_bytes(data)
+    size = len(data) if recorded is None else recorded
+    (folder / f"spark-{key}.json").write_text(json.dumps({"size": size, "key": key}))
+    return jsa
+
+
+def test_key_names_this_jdk_and_spark() -> None:
+    key = cds.archive_key()
+    assert key is not None and len(key) == 16 and key == cds.archive_key()
+
+
+def test_no_archive_no_flags(cache: Path) -> None:
+    assert cds.java_options({}) == ""
+    assert "SharedArchiveFile" not in session_flags()
+
+
+def test_whole_archive_is_used_with_auto_sharing_and_quiet_logs(cache: Path) -> None:
+    jsa = _fake_archive(cache, cds.archive_key() or "", b"x" * 1000)
+    flags = cds.java_options({})
+    assert flags == f"-XX:SharedArchiveFile={jsa} -Xshare:auto {cds.QUIET}"
+    assert flags in session_flags()  # appended after the Log4j option
+
+
+def test_damaged_or_foreign_archive_is_not_used(cache: Path) -> None:
+    key = cds.archive_key() or ""
+    _fake_archive(cache, key, b"x" * 1000, recorded=2000)  # truncated: would SIGBUS the JVM
+    assert cds.java_options({}) == ""
+    _fake_archive(cache, key, b"x" * 2000)
+    assert cds.java_options({}) != ""
+    assert cds.java_options({}, enabled=False) == ""
+    assert cds.java_options({"spark.jars": "/opt/x.jar"}) == ""  # another class path
+    assert cds.java_options({"spark.driver.extraClassPath": "/opt/y"}) == ""
+    assert "SharedArchiveFile" not in session_flags(class_data_sharing=False)
+
+
+def test_only_our_older_archives_are_removed(cache: Path) -> None:
+    ours = _fake_archive(cache, "0" * 16, b"old")
+    user = cache / "spark-mine.jsa"  # no sidecar: not ours
+    user.write_bytes(b"keep")
+    odd = cache / "spark-1111111111111111.json"  # a sidecar naming another key
+    odd.write_text(json.dumps({"size": 1, "key": "2" * 16}))
+    (cache / "spark-1111111111111111.jsa").write_bytes(b"k")
+    current = _fake_archive(cache, "f" * 16, b"new")
+    cds._remove_older("f" * 16)
+    assert not ours.exists() and not ours.with_suffix(".json").exists()
+    assert user.exists() and odd.exists() and (cache / "spark-1111111111111111.jsa").exists()
+    assert current.exists()
+
+
+def session_flags(**kw: object) -> str:
+    """The driver's extraJavaOptions build_spark_session would start the JVM with."""
+    cfg = SparkConfig(**kw)  # type: ignore[arg-type]
+    settings = session.session_settings(cfg)
+    session._quiet_logging(settings)
+    session._class_data_sharing(settings, cfg.class_data_sharing)
+    return settings.get("spark.driver.extraJavaOptions", "")
