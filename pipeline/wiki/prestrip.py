@@ -30,13 +30,14 @@ from mwparserfromhell.definitions import PARSER_BLACKLIST
 __all__ = ["strip_refs"]
 
 _UNPARSED = "|".join(sorted(map(re.escape, PARSER_BLACKLIST), key=len, reverse=True))
-_SCAN = re.compile(
+_SCAN = re.compile(  # one alternation behind a literal "<": the engine skips to each "<"
+    r"<(?:"
     # Copied as they are: a comment, a non-self-closing unparsed tag with its content.
-    r"<!--.*?(?:-->|\Z)"
-    r"|<(" + _UNPARSED + r")(?=[\s>])[^<>]*(?<!/)>.*?(?:</\1\s*>|\Z)"
+    r"!--.*?(?:-->|\Z)"
+    r"|(" + _UNPARSED + r")(?=[\s>])[^<>]*(?<!/)>.*?(?:</\1\s*>|\Z)"
     # Cut: a self-closing ref, or a ref whose content has no <ref, </ref or <!--.
-    r"|(?P<ref><ref(?:\s[^<>]*)?/>"
-    r"|<ref(?:\s[^<>]*)?>[^<]*(?:<(?!/?ref[\s>/]|!--)[^<]*)*</ref\s*>)",
+    r"|(?P<ref>ref(?:\s[^<>]*)?/>"
+    r"|ref(?:\s[^<>]*)?>[^<]*(?:<(?!/?ref[\s>/]|!--)[^<]*)*</ref\s*>))",
     re.IGNORECASE | re.DOTALL,
 )
 

@@ -151,6 +151,9 @@ def test_given_tokenizer_gives_the_same_shards(pages, en_shards, tmp_path) -> No
     m2 = featurise(pages["en"], tmp_path / "s2", f"featurise.tokenizer={given}")
     assert m2["tokenizer"]["trained"] is False
     assert m2["splits"] == manifest["splits"]
+    # The probe (tokens per byte) is the same pages whether the sample is read whole to
+    # train or only its start is fetched for a given tokenizer.
+    assert m2["tokenizer"]["tokens_per_byte"] == manifest["tokenizer"]["tokens_per_byte"]
 
 
 def test_a_tiny_val_fraction_still_gives_validation_its_floor(pages, tmp_path) -> None:
