@@ -31,10 +31,10 @@ wall time. Our rows include Python start-up and the JVM start; ``stage s`` is
   index): the stage splits it at bz2 blocks (:mod:`pipeline.wiki.split`).
 - ``bz2 only``: Python's ``bz2`` decompressing the whole file in one process.
 
-pages/s and MB/s count every ``<page>`` and XML byte of the input. Targets (printed, never
-asserted): our local[1] pages/s >= 0.5x WikiExtractor's; local[2] >= 1.6x local[1]; peak
-RSS of local[1] on the 2x input <= 1.25x that on the 1x input (flat); single-stream
-local[2] >= 1.8x local[1]. The machine may be
+pages/s and MB/s count every ``<page>`` and XML byte of the input. Targets (issue 15;
+printed, never asserted): our local[1] pages/s >= 1.0x WikiExtractor's; local[2] >= 1.7x
+local[1]; peak RSS of local[1] on the 2x input <= 1.25x that on the 1x input (flat);
+single-stream local[2] >= 1.8x local[1]. The machine may be
 shared with other work: rerun before trusting a close call. ``--json PATH`` also writes the
 rows and the targets as data (:mod:`benchmarks.results`), which ``pipeline bench`` reads.
 """
