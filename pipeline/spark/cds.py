@@ -106,14 +106,14 @@ def _paths(key: str) -> tuple[Path, Path]:
 def current_archive() -> Path | None:
     """The archive for this JDK and Spark if it exists whole (its size is the one its
     sidecar records), else None."""
-    key = archive_key()
-    if key is None:
-        return None
-    jsa, meta = _paths(key)
     try:
+        key = archive_key()
+        if key is None:
+            return None
+        jsa, meta = _paths(key)
         size = json.loads(meta.read_text(encoding="utf-8"))["size"]
         return jsa if jsa.stat().st_size == size else None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError):  # no home, unreadable
         return None
 
 
@@ -196,13 +196,26 @@ def build(*, force: bool = False, timeout_s: float = 600) -> Path:
     jsa.parent.mkdir(parents=True, exist_ok=True)
     tmp = jsa.with_name(f".{jsa.name}.tmp-{os.getpid()}")
     me = [sys.executable, "-m", "pipeline.spark.cds"]
+    scratch = tempfile.TemporaryDirectory(prefix="pipeline-cds-")
+    # A JVM that crashes writes hs_err_pid*.log into its working folder: ours, not the user's.
+    errors = f"-XX:ErrorFile={scratch.name}/hs_err_pid%p.log"
+    root = str(Path(__file__).resolve().parents[2])  # the children import this package
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))
+    )
     try:
         for step, opts in (
-            ("writing", f"-XX:ArchiveClassesAtExit={tmp} {QUIET}"),
-            ("checking", f"-XX:SharedArchiveFile={tmp} -Xshare:on {QUIET}"),
+            ("writing", f"-XX:ArchiveClassesAtExit={tmp} {QUIET} {errors}"),
+            ("checking", f"-XX:SharedArchiveFile={tmp} -Xshare:on {QUIET} {errors}"),
         ):
             proc = subprocess.run(
-                [*me, "--child", opts], capture_output=True, text=True, timeout=timeout_s
+                [*me, "--child", opts],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                cwd=scratch.name,
+                env=env,
+                check=False,
             )
             if proc.returncode != 0 or not tmp.is_file():
                 tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
@@ -214,6 +227,7 @@ def build(*, force: bool = False, timeout_s: float = 600) -> Path:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()  # ours: named by this process; only left when something failed
+        scratch.cleanup()
     _remove_older(key)
     return jsa
 

@@ -77,3 +77,28 @@ def session_flags(**kw: object) -> str:
     session._quiet_logging(settings)
     session._class_data_sharing(settings, cfg.class_data_sharing)
     return settings.get("spark.driver.extraJavaOptions", "")
+
+
+def test_an_archive_that_fails_its_check_is_not_kept(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    calls: list[str] = []
+
+    def fake_run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess:
+        opts = cmd[-1]
+        calls.append(opts)
+        assert kw["cwd"] != str(Path.cwd())  # JVM crash logs land in a scratch folder
+        if "ArchiveClassesAtExit=" in opts:  # the writing JVM: leaves a (damaged) archive
+            path = opts.split("ArchiveClassesAtExit=")[1].split()[0]
+            Path(path).write_bytes(b"half an archive")
+            return subprocess.CompletedProcess(cmd, 0, "", "")
+        return subprocess.CompletedProcess(cmd, 134, "", "SIGBUS\nfatal error")  # -Xshare:on
+
+    monkeypatch.setattr(cds.subprocess, "run", fake_run)
+    with pytest.raises(RuntimeError, match="checking the archive .* failed: SIGBUS"):
+        cds.build()
+    assert len(calls) == 2 and "-Xshare:on" in calls[1]
+    assert list(cache.iterdir()) == []  # no archive, no sidecar, no temporary file
+    assert cds.java_options({}) == ""
