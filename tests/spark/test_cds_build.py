@@ -20,16 +20,15 @@ spark.stop()
 """
 
 
+def _python(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=900, env=env, check=False
+    )
+
+
 def test_build_then_sessions_start_with_it(tmp_path: Path) -> None:
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
-    built = subprocess.run(
-        [sys.executable, "-m", "pipeline.spark.cds"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-        check=False,
-    )
+    built = _python(env, "-m", "pipeline.spark.cds")
     assert built.returncode == 0, built.stderr[-2000:]
     folder = tmp_path / "spark-gpu-pipeline" / "jvm"
     (jsa,) = folder.glob("spark-*.jsa")
@@ -38,19 +37,10 @@ def test_build_then_sessions_start_with_it(tmp_path: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == [jsa.name, jsa.stem + ".json"]
     assert str(jsa) in built.stdout
 
-    again = subprocess.run(  # already built: a no-op that names the same file
-        [sys.executable, "-m", "pipeline.spark.cds"], capture_output=True, text=True, env=env
-    )
+    again = _python(env, "-m", "pipeline.spark.cds")  # already built: names the same file
     assert again.returncode == 0 and str(jsa) in again.stdout
 
-    run = subprocess.run(
-        [sys.executable, "-c", _SESSION_ARGS],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=False,
-    )
+    run = _python(env, "-c", _SESSION_ARGS)
     assert run.returncode == 0, run.stderr[-2000:]
     assert f"-XX:SharedArchiveFile={jsa}" in run.stdout and "ROWS 5" in run.stdout
     assert "[cds]" not in run.stderr  # CDS log lines are silenced

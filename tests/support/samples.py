@@ -4,7 +4,9 @@ reading every page of one sample file through the project's own opener."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pipeline.wiki.sources import open_task
 from pipeline.wiki.xmlpages import Page, PageReader
@@ -33,3 +35,24 @@ def read_sample(path: Path, chunk: int = 1 << 16) -> tuple[PageReader, list[Page
             pages += reader.feed(data)
     pages += reader.close()
     return reader, pages
+
+
+def wikitext_pages(wiki_data: Path, articles_only: bool = False) -> Iterator[tuple[str, Page, Any]]:
+    """``(file name, page, CleanOptions)`` for every page with wikitext in every readable
+    sample under ``wiki_data`` (the truncated file and the indexes left out); with
+    ``articles_only``, only namespace 0 pages that are not redirects."""
+    from pipeline.wiki.clean import CleanOptions
+
+    for path in sorted(wiki_data.rglob("*")):
+        if path.suffix not in (".bz2", ".gz", ".xml") or "index" in path.name:
+            continue
+        if "TRUNCATED" in path.name:
+            continue
+        reader, pages = read_sample(path)
+        opts = CleanOptions.for_namespaces(reader.siteinfo.namespaces)
+        for p in pages:
+            if not p.text or p.content_model not in (None, "wikitext"):
+                continue
+            if articles_only and (p.ns != 0 or p.redirect_to):
+                continue
+            yield path.name, p, opts

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.wiki.clean import CleanOptions, CleanTimeout, clean_wikitext
-from tests.support.samples import read_sample
+from tests.support.samples import read_sample, wikitext_pages
 
 WIKI = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "wiki"
 LEFTOVERS = [
@@ -108,16 +108,7 @@ def test_time_guard() -> None:
 
 
 def _ns0_pages():
-    for path in sorted(WIKI.rglob("*")):
-        if path.suffix not in (".bz2", ".gz", ".xml") or "index" in path.name:
-            continue
-        if "TRUNCATED" in path.name:
-            continue
-        reader, pages = read_sample(path)
-        opts = CleanOptions.for_namespaces(reader.siteinfo.namespaces)
-        for p in pages:
-            if p.ns == 0 and p.text and not p.redirect_to and p.content_model in (None, "wikitext"):
-                yield path.name, p, opts
+    return wikitext_pages(WIKI, articles_only=True)
 
 
 def test_no_leftover_markup_on_real_samples() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.wiki import clean
-from pipeline.wiki.clean import CleanOptions, clean_wikitext
+from pipeline.wiki.clean import clean_wikitext
 from pipeline.wiki.prestrip import strip_refs
-from tests.support.samples import read_sample
+from tests.support.samples import wikitext_pages
 
 
 @pytest.mark.parametrize(
@@ -43,25 +43,12 @@ def test_many_unclosed_refs_are_left_as_they_are() -> None:
     assert strip_refs(text) == text
 
 
-def _pages(wiki: Path):
-    for path in sorted(wiki.rglob("*")):
-        if path.suffix not in (".bz2", ".gz", ".xml") or "index" in path.name:
-            continue
-        if "TRUNCATED" in path.name:
-            continue
-        reader, pages = read_sample(path)
-        opts = CleanOptions.for_namespaces(reader.siteinfo.namespaces)
-        for p in pages:
-            if p.text and p.content_model in (None, "wikitext"):
-                yield path.name, p, opts
-
-
 def test_cleaned_text_is_the_same_with_and_without_the_cut(
     wiki_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every page with wikitext, all namespaces (not only articles): text, categories and
     the counts of rendered and dropped templates."""
-    pages = list(_pages(wiki_data))
+    pages = list(wikitext_pages(wiki_data))
     cut = [clean_wikitext(p.text, opts, p.title) for _, p, opts in pages]
     monkeypatch.setattr(clean, "strip_refs", lambda text: text)
     differ, refs = [], 0
