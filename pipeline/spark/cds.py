@@ -261,7 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = build(force=ns.force)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
-        print(f"class-data sharing archive not built: {e}", file=sys.stderr)
+        print(
+            f"class-data sharing archive not built ({e}); Spark starts without it. To build "
+            f"it, make {archive_dir()} writable (or set XDG_CACHE_HOME) and rerun "
+            "python -m pipeline.spark.cds",
+            file=sys.stderr,
+        )
         return 1
     print(f"class-data sharing archive: {path} ({path.stat().st_size / 2**20:.0f} MiB)")
     return 0

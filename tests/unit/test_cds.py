@@ -102,3 +102,15 @@ def test_an_archive_that_fails_its_check_is_not_kept(
     assert len(calls) == 2 and "-Xshare:on" in calls[1]
     assert list(cache.iterdir()) == []  # no archive, no sidecar, no temporary file
     assert cds.java_options({}) == ""
+
+
+def test_an_unwritable_cache_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # the cache cannot be created under it
+    assert cds.main([]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not built" in err[0] and "XDG_CACHE_HOME" in err[0]
+    assert blocker.read_text() == "not a folder"
