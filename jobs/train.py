@@ -71,8 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def leave(code: int) -> NoReturn:
-    """End a rank started by torchrun or horovodrun with exit status ``code``, skipping the
-    interpreter's teardown (``os._exit`` after flushing stdout, stderr and logging).
+    """End a rank started by torchrun or horovodrun that finished its work with exit status
+    ``code``, skipping the interpreter's teardown (``os._exit`` after flushing stdout,
+    stderr and logging).
 
     Every output of the rank is written and closed by then, and the exit status is all the
     launcher reads. The teardown is skipped because, at interpreter exit, a torch rank
@@ -92,6 +93,9 @@ if __name__ == "__main__":
     status = main()
     from pipeline.train.dist import in_launched_rank
 
-    if in_launched_rank():
+    if status == EXIT_OK and in_launched_rank():
+        # Only after success: a failing rank keeps its usual exit, whose timing the launcher's
+        # "which rank failed first" relies on (a rank that lost its peers must not beat the
+        # peer that died to the exit).
         leave(status)
     sys.exit(status)
