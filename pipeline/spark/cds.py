@@ -84,8 +84,10 @@ def _spark_jars() -> Path:
 
 def archive_key() -> str | None:
     """16 hex digits naming the archive of this JDK and Spark: a SHA-256 of the Java
-    executable's path, size and mtime, the PySpark version and every jar's name and size.
-    None when Java or Spark's jars cannot be found."""
+    executable's path, size and mtime, the PySpark version, the jars' folder and every
+    jar's name and size. The folder counts: the JVM refuses an archive whose recorded class
+    path differs ("shared class paths mismatch"), so each virtual environment needs its
+    own. None when Java or Spark's jars cannot be found."""
     import pyspark
 
     java, jars = _java(), _spark_jars()
@@ -93,6 +95,7 @@ def archive_key() -> str | None:
         return None
     st = java.stat()
     h = hashlib.sha256(f"{java}\0{st.st_size}\0{st.st_mtime_ns}\0{pyspark.__version__}".encode())
+    h.update(f"\0{jars.resolve()}".encode())
     for jar in sorted(jars.glob("*.jar")):
         h.update(f"\0{jar.name}\0{jar.stat().st_size}".encode())
     return h.hexdigest()[:16]
@@ -221,7 +224,13 @@ def build(*, force: bool = False, timeout_s: float = 600) -> Path:
                 tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
                 raise RuntimeError(f"{step} the archive {tmp} failed: {' | '.join(tail)}")
         size = tmp.stat().st_size
-        info = {"size": size, "key": key, "java": str(_java()), "created": time.time()}
+        info = {
+            "size": size,
+            "key": key,
+            "java": str(_java()),
+            "jars": str(_spark_jars().resolve()),
+            "created": time.time(),
+        }
         atomic_write(meta, json.dumps(info, indent=1) + "\n")
         os.replace(tmp, jsa)
     finally:
@@ -233,7 +242,11 @@ def build(*, force: bool = False, timeout_s: float = 600) -> Path:
 
 
 def _remove_older(key: str) -> None:
-    """Remove archives of other keys that this module wrote (their sidecar is the proof)."""
+    """Remove the archives this module wrote (their sidecar is the proof) that no JVM can use
+    any more: those of an older key for the same jars folder (a new JDK or Spark), and
+    those whose jars folder is gone (a deleted virtual environment). Archives of other
+    live environments stay."""
+    here = str(_spark_jars().resolve())
     for meta in archive_dir().glob("spark-*.json"):
         other = meta.name[len("spark-") : -len(".json")]
         if other == key:
@@ -242,7 +255,10 @@ def _remove_older(key: str) -> None:
             info = json.loads(meta.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
+        jars = info.get("jars")  # absent: a first version's archive, keyed without it
         if info.get("key") != other:
+            continue
+        if isinstance(jars, str) and jars != here and Path(jars).is_dir():
             continue
         with contextlib.suppress(FileNotFoundError):
             meta.with_suffix(".jsa").unlink()

@@ -56,18 +56,39 @@ def test_damaged_or_foreign_archive_is_not_used(cache: Path) -> None:
     assert "SharedArchiveFile" not in session_flags(class_data_sharing=False)
 
 
-def test_only_our_older_archives_are_removed(cache: Path) -> None:
-    ours = _fake_archive(cache, "0" * 16, b"old")
+def test_only_our_unusable_archives_are_removed(cache: Path, tmp_path: Path) -> None:
+    here = str(cds._spark_jars().resolve())
+
+    def ours(key: str, jars: str) -> Path:
+        jsa = _fake_archive(cache, key, b"old")
+        jsa.with_suffix(".json").write_text(json.dumps({"size": 3, "key": key, "jars": jars}))
+        return jsa
+
+    stale = ours("0" * 16, here)  # an older JDK/Spark for this environment
+    gone = ours("1" * 16, str(tmp_path / "deleted-venv" / "jars"))  # its venv was deleted
+    live = ours("2" * 16, str(tmp_path))  # another checkout's environment, still there
     user = cache / "spark-mine.jsa"  # no sidecar: not ours
     user.write_bytes(b"keep")
-    odd = cache / "spark-1111111111111111.json"  # a sidecar naming another key
-    odd.write_text(json.dumps({"size": 1, "key": "2" * 16}))
-    (cache / "spark-1111111111111111.jsa").write_bytes(b"k")
-    current = _fake_archive(cache, "f" * 16, b"new")
+    odd = cache / "spark-3333333333333333.json"  # a sidecar naming another key
+    odd.write_text(json.dumps({"size": 1, "key": "4" * 16, "jars": here}))
+    (cache / "spark-3333333333333333.jsa").write_bytes(b"k")
+    current = ours("f" * 16, here)
     cds._remove_older("f" * 16)
-    assert not ours.exists() and not ours.with_suffix(".json").exists()
-    assert user.exists() and odd.exists() and (cache / "spark-1111111111111111.jsa").exists()
-    assert current.exists()
+    for jsa in (stale, gone):
+        assert not jsa.exists() and not jsa.with_suffix(".json").exists()
+    assert live.exists() and user.exists() and odd.exists() and current.exists()
+    assert (cache / "spark-3333333333333333.jsa").exists()
+
+
+def test_each_environment_has_its_own_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    key = cds.archive_key()
+    jars = cds._spark_jars()
+    copy = tmp_path / "jars"
+    copy.mkdir()
+    for jar in jars.glob("*.jar"):
+        (copy / jar.name).symlink_to(jar)
+    monkeypatch.setattr(cds, "_spark_jars", lambda: copy)
+    assert cds.archive_key() not in (None, key)  # same jars elsewhere: another class path
 
 
 def session_flags(**kw: object) -> str:
