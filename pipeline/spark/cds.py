@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 __all__ = ["archive_dir", "archive_key", "build", "java_options"]
 
+WRITER = "pipeline.spark.cds"
+"""The sidecar's ``written_by``: with the key and the archive's size, the proof that an
+archive is ours before it is removed."""
 QUIET = "-Xlog:cds=off,cds+dynamic=off"
 """JVM flag: no CDS log lines (e.g. "Skipping … Signed JAR" while writing, a mismatch)."""
 # Settings that change the driver's class path: an archive is only valid for its own.
@@ -197,7 +200,10 @@ def build(*, force: bool = False, timeout_s: float = 600) -> Path:
     if not force and current_archive() == jsa:
         return jsa
     jsa.parent.mkdir(parents=True, exist_ok=True)
-    tmp = jsa.with_name(f".{jsa.name}.tmp-{os.getpid()}")
+    # Created here (O_EXCL), so the temporary file removed below is provably ours.
+    fd, name = tempfile.mkstemp(prefix=f".{jsa.name}.tmp-", dir=jsa.parent)
+    os.close(fd)
+    tmp = Path(name)
     me = [sys.executable, "-m", "pipeline.spark.cds"]
     scratch = tempfile.TemporaryDirectory(prefix="pipeline-cds-")
     # A JVM that crashes writes hs_err_pid*.log into its working folder: ours, not the user's.
@@ -225,6 +231,7 @@ def build(*, force: bool = False, timeout_s: float = 600) -> Path:
                 raise RuntimeError(f"{step} the archive {tmp} failed: {' | '.join(tail)}")
         size = tmp.stat().st_size
         info = {
+            "written_by": WRITER,
             "size": size,
             "key": key,
             "java": str(_java()),
@@ -235,7 +242,7 @@ def build(*, force: bool = False, timeout_s: float = 600) -> Path:
         os.replace(tmp, jsa)
     finally:
         with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()  # ours: named by this process; only left when something failed
+            tmp.unlink()  # made by mkstemp above; only left when something failed
         scratch.cleanup()
     _remove_older(key)
     return jsa
@@ -255,13 +262,17 @@ def _remove_older(key: str) -> None:
             info = json.loads(meta.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        jars = info.get("jars")  # absent: a first version's archive, keyed without it
-        if info.get("key") != other:
-            continue
+        jars = info.get("jars")
+        jsa = meta.with_suffix(".jsa")
+        if info.get("written_by") != WRITER or info.get("key") != other:
+            continue  # not a sidecar of ours
+        with contextlib.suppress(OSError):
+            if jsa.stat().st_size != info.get("size"):
+                continue  # not the archive the sidecar describes
         if isinstance(jars, str) and jars != here and Path(jars).is_dir():
             continue
         with contextlib.suppress(FileNotFoundError):
-            meta.with_suffix(".jsa").unlink()
+            jsa.unlink()
         with contextlib.suppress(FileNotFoundError):
             meta.unlink()
 

@@ -23,7 +23,8 @@ def _fake_archive(folder: Path, key: str, data: bytes, recorded: int | None = No
     jsa = folder / f"spark-{key}.jsa"
     jsa.write_bytes(data)
     size = len(data) if recorded is None else recorded
-    (folder / f"spark-{key}.json").write_text(json.dumps({"size": size, "key": key}))
+    meta = {"written_by": cds.WRITER, "size": size, "key": key}
+    (folder / f"spark-{key}.json").write_text(json.dumps(meta))
     return jsa
 
 
@@ -61,7 +62,8 @@ def test_only_our_unusable_archives_are_removed(cache: Path, tmp_path: Path) -> 
 
     def ours(key: str, jars: str) -> Path:
         jsa = _fake_archive(cache, key, b"old")
-        jsa.with_suffix(".json").write_text(json.dumps({"size": 3, "key": key, "jars": jars}))
+        meta = {"written_by": cds.WRITER, "size": 3, "key": key, "jars": jars}
+        jsa.with_suffix(".json").write_text(json.dumps(meta))
         return jsa
 
     stale = ours("0" * 16, here)  # an older JDK/Spark for this environment
@@ -72,8 +74,15 @@ def test_only_our_unusable_archives_are_removed(cache: Path, tmp_path: Path) -> 
     odd = cache / "spark-3333333333333333.json"  # a sidecar naming another key
     odd.write_text(json.dumps({"size": 1, "key": "4" * 16, "jars": here}))
     (cache / "spark-3333333333333333.jsa").write_bytes(b"k")
+    # A sidecar without our writer's mark, or describing another file, proves nothing.
+    unmarked = _fake_archive(cache, "5" * 16, b"abc")
+    unmarked.with_suffix(".json").write_text(json.dumps({"size": 3, "key": "5" * 16}))
+    replaced = ours("6" * 16, here)
+    replaced.chmod(0o644)
+    replaced.write_bytes(b"someone else's bigger file")
     current = ours("f" * 16, here)
     cds._remove_older("f" * 16)
+    assert unmarked.exists() and replaced.exists()
     for jsa in (stale, gone):
         assert not jsa.exists() and not jsa.with_suffix(".json").exists()
     assert live.exists() and user.exists() and odd.exists() and current.exists()
