@@ -202,7 +202,8 @@ def run_bench(which: str, out: Path, quick: bool = False) -> dict[str, Any]:
             str(pages),
             "--work",
             str(out / "featurise"),
-        ],
+        ]
+        + (["--rounds", "1"] if quick else []),
         # curate parses its own copy of parse.py's bench dump (same MB) under local[1]
         "curate": [
             py,

@@ -282,6 +282,28 @@ def split_pages(
     return SplitPages(keyed, counts, forced, threshold)
 
 
+def _first_rows(frame: DataFrame, cap_bytes: int, mean_bytes: int) -> list[Any]:
+    """The first rows of ``frame`` in ``(wiki, page_id)`` order whose documents hold
+    ``cap_bytes`` UTF-8 bytes (the row that crosses it included), as ``(title, text)`` rows.
+
+    The same rows as the start of a full sort, without one: ``orderBy().limit(k)`` runs as
+    Spark's ``TakeOrderedAndProject`` (each task keeps its ``k`` smallest keys, one merge),
+    with ``k`` sized from ``mean_bytes`` (the mean document size) and grown fourfold until
+    the rows reach the cap or the frame is exhausted.
+    """
+    from pyspark.sql import functions as F
+
+    title = F.coalesce(F.octet_length("title"), F.lit(0))  # document(): no title, no "\n\n"
+    size = F.octet_length("text") + F.when(title > 0, title + 2).otherwise(0)
+    ordered = frame.select("wiki", "page_id", "title", "text", size.alias("b"))
+    k = 2 * math.ceil(cap_bytes / max(1, mean_bytes)) + 16
+    while True:
+        rows = ordered.orderBy("wiki", "page_id").limit(k).collect()
+        if len(rows) < k or sum(r["b"] for r in rows) >= cap_bytes:
+            return rows
+        k *= 4
+
+
 @dataclass(frozen=True)
 class FittedTokenizer:
     """The tokenizer the shards are encoded with (:func:`fit_tokenizer`)."""
@@ -317,13 +339,10 @@ def fit_tokenizer(
     train_bytes = pages.counts["train"][1]
     rate = min(1.0, 1.1 * fc.tokenizer_sample_bytes / max(1, train_bytes))
 
+    sampled = pages.keyed.where(f"split = 'train' AND sample_frac < {rate!r}")
+
     def sample(cap: int) -> Iterator[str]:
-        rows = (
-            pages.keyed.where(f"split = 'train' AND sample_frac < {rate!r}")
-            .orderBy("wiki", "page_id")
-            .select("title", "text")
-            .toLocalIterator()
-        )
+        rows = sampled.orderBy("wiki", "page_id").select("title", "text").toLocalIterator()
         return sample_texts(((r["title"], r["text"]) for r in rows), cap)
 
     # When the tokenizer is trained, the probe is recorded on the way instead of the
@@ -344,7 +363,9 @@ def fit_tokenizer(
     else:
         tok = given
         eot_id = check_tokenizer(tok, fc.tokenizer or "given tokenizer")
-        probe = list(sample(RATIO_SAMPLE_BYTES))
+        pages_, bytes_ = pages.counts["train"]
+        rows = _first_rows(sampled, RATIO_SAMPLE_BYTES, math.ceil(bytes_ / pages_))
+        probe = list(sample_texts(((r["title"], r["text"]) for r in rows), RATIO_SAMPLE_BYTES))
     vocab = tok.get_vocab_size(with_added_tokens=True)
     return FittedTokenizer(
         tokenizer=tok,

@@ -45,7 +45,7 @@ from pipeline.train.checkpoint import (
     latest_checkpoint,
     read_state,
 )
-from pipeline.train.loop import data_dir, run_dir, save_config, train_rank
+from pipeline.train.loop import LOST_PEERS, data_dir, run_dir, save_config, train_rank
 from pipeline.train.metrics import summarise
 from pipeline.train.torchrun import remove_empty_dirs
 from pipeline.train.tracking_mlflow import check_installed as check_mlflow
@@ -246,14 +246,7 @@ def run_torchrun(cfg: PipelineConfig, config_path: str | os.PathLike[str]) -> No
 
     def show(text: str) -> bool:
         nonlocal report
-        if m := _ERROR.match(text):
-            found.setdefault("message", m.group(1))
-        elif "Root Cause" in text:
-            found["root"] = True
-        elif found.get("root") and (m := _TORCHRUN_RANK.match(text)):
-            found.setdefault("first", int(m.group(1)))
-        elif found.get("first") is not None and (m := _TORCHRUN_EXIT.match(text)):
-            found.setdefault("exit", int(m.group(1)))
+        _scan_torchrun(text, found)
         report = report or text.startswith(("Traceback (most recent call", "[W", "====="))
         return not report or bool(_ERROR.match(text))
 
@@ -280,11 +273,46 @@ def torchrun_log_dir(run: str | os.PathLike[str]) -> Path | None:
     return Path(run) / TORCHRUN_LOGS
 
 
+def _scan_torchrun(line: str, found: dict[str, Any]) -> None:
+    """Collect the facts of a failure from one line of torchrun's failure report.
+
+    The report (``torch.distributed.elastic.multiprocessing.errors.ChildFailedError``)
+    lists every failed rank as ``rank : N (local_rank: L)`` then ``exitcode : X``, the
+    other failures under ``Failures:`` first, then the first observed one under ``Root
+    Cause``. Sets ``found["message"]`` (the first ``pipeline train: error:`` line of any
+    rank), ``found["exits"]`` (``{rank: exit code}``, negative for a signal),
+    ``found["first"]`` and ``found["exit"]`` (the root cause's rank and exit code).
+    """
+    if m := _ERROR.match(line):
+        found.setdefault("message", m.group(1))
+    elif "Root Cause" in line:
+        found["root"] = True
+    elif m := _TORCHRUN_RANK.match(line):
+        found["rank"] = int(m.group(1))
+        if found.get("root"):
+            found.setdefault("first", found["rank"])
+    elif found.get("rank") is not None and (m := _TORCHRUN_EXIT.match(line)):
+        rank, exit_code = found.pop("rank"), int(m.group(1))
+        found.setdefault("exits", {}).setdefault(rank, exit_code)
+        if rank == found.get("first"):
+            found.setdefault("exit", exit_code)
+
+
 def describe_torchrun_failure(
     found: dict[str, Any], code: int, run: str | os.PathLike[str], tail: list[str]
 ) -> str:
-    """One message for a failed torchrun job, like :func:`describe_failure`."""
+    """One message for a failed torchrun job, like :func:`describe_failure`.
+
+    torchrun's "first observed failure" is the rank whose failure its monitor saw first;
+    when a rank is killed, the others fail within the same interval reporting a lost peer
+    (:func:`pipeline.train.loop.train_rank`), and either may be named. So when a rank died
+    of a signal and the first error message is such a lost-peer report, the signal death
+    is reported (the lowest such rank); otherwise torchrun's root cause and the message.
+    """
     first, message, exit_code = found.get("first"), found.get("message"), found.get("exit")
+    killed = sorted(r for r, c in found.get("exits", {}).items() if c < 0)
+    if killed and message is not None and LOST_PEERS in message and first not in killed:
+        first, exit_code, message = killed[0], found["exits"][killed[0]], None
     if message is not None and (exit_code is None or exit_code >= 0):
         what = f"{message} (rank {first})" if first is not None else message
     elif first is not None:

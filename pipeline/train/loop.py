@@ -114,6 +114,11 @@ def save_config(cfg: PipelineConfig, folder: str | os.PathLike[str]) -> Path:
     return atomic_write(path, yaml.safe_dump(cfgmod.to_dict(cfg), sort_keys=False))
 
 
+LOST_PEERS = "lost the other ranks"
+"""Words of the error a rank raises when a collective fails because a peer is gone; the
+launchers look for them to tell a lost peer from the failure that caused it."""
+
+
 def train_rank(
     config: PipelineConfig | dict[str, Any] | str | os.PathLike[str],
     *,
@@ -145,7 +150,7 @@ def train_rank(
         if not dist.lost_peer(e):
             raise
         raise TrainError(
-            f"rank {info.rank} lost the other ranks: one of them died or failed "
+            f"rank {info.rank} {LOST_PEERS}: one of them died or failed "
             f"({dist.backend()}: {str(e).split('.')[0][:200]})"
         ) from None
     finally:

@@ -19,7 +19,7 @@ from pipeline.errors import OutputError
 from pipeline.outputs import MARKER
 from pipeline.shards import format as fmt
 from pipeline.shards.tokenize import document, key_fractions, load_tokenizer
-from pipeline.spark.featurise_stage import _keyed, run_featurise
+from pipeline.spark.featurise_stage import _first_rows, _keyed, run_featurise
 from pipeline.spark.parse_stage import run_parse
 from pipeline.stage_config import load_config
 
@@ -81,6 +81,22 @@ def test_split_expressions_match_the_python_reference(spark) -> None:
             sample_frac,
         )
         assert r["split"] == ("val" if split_frac < 0.5 else "train")
+
+
+def test_probe_rows_are_the_start_of_the_sorted_pages(spark, pages) -> None:
+    """The probe of a given tokenizer (top-k, no full sort) is the start of the sorted
+    sample, also when the mean page size misjudges ``k`` and it has to grow."""
+    frame = spark.read.parquet(str(pages["en"])).where("status = 'ok'")
+    ordered = [(r["title"], r["text"]) for r in frame.orderBy("wiki", "page_id").toLocalIterator()]
+    sizes = [len(document(t, x).encode("utf-8")) for t, x in ordered]
+    total = sum(sizes)
+    for cap in (1, 5_000, 100_000, 1 << 20, total, total + 1):
+        for mean in (1, 10_000, 10**9):  # k from too big to a far too small guess
+            rows = [(r["title"], r["text"]) for r in _first_rows(frame, cap, mean)]
+            n = len(rows)
+            assert rows == ordered[:n], (cap, mean)
+            assert n == len(ordered) or sum(sizes[:n]) >= cap, (cap, mean)  # enough rows
+            assert n >= 1
 
 
 def test_english_shards_are_verified_and_decode_to_the_articles(pages, en_shards) -> None:

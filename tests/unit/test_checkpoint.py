@@ -13,7 +13,7 @@ import torch
 from models.gpt import GPT
 from models.gpt_config import GPTConfig
 from pipeline.train import checkpoint as ck
-from pipeline.train.launch import _scan, describe_failure
+from pipeline.train.launch import _scan, _scan_torchrun, describe_failure, describe_torchrun_failure
 from pipeline.train.metrics import MetricsLog, read_metrics
 
 CFG = GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=32)
@@ -234,3 +234,50 @@ def test_failure_report_names_the_first_failed_rank_and_the_checkpoint(tmp_path:
         "loss became nan at step 5; ... (rank 1). No checkpoint was written"
     )
     assert "last lines:\n  boom" in describe_failure({}, 2, tmp_path, ["boom"])
+
+
+def torchrun_report(exits: dict[int, int], root: int) -> list[str]:
+    """torchrun's failure report for ranks that ended with ``exits`` (negative: killed by
+    that signal), ``root`` first observed, as torch's own ``ChildFailedError`` formats it."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    failures = {}
+    for rank, code in exits.items():
+        failures[rank] = ProcessFailure(rank, 1000 + rank, code, "<N/A>")
+        failures[rank].timestamp = 10 if rank == root else 11
+    return ChildFailedError("jobs/train.py", failures).format_msg().splitlines()
+
+
+def scan_torchrun(lines: list[str]) -> dict:
+    found: dict = {}
+    for line in lines:
+        _scan_torchrun(line, found)
+    return found
+
+
+def test_torchrun_failure_names_the_killed_rank_whichever_torchrun_saw_first(
+    tmp_path: Path,
+) -> None:
+    folder = save(tmp_path, 20)
+    lost = (
+        "pipeline train: error: rank 0 lost the other ranks: one of them died or failed (gloo: x)"
+    )
+    for root in (0, 1):  # torchrun's first observed failure is a race between the two
+        found = scan_torchrun([lost, *torchrun_report({0: 1, 1: -9}, root)])
+        assert found["first"] == root and found["exits"] == {0: 1, 1: -9}
+        text = describe_torchrun_failure(found, 1, tmp_path, [])
+        assert text.startswith("rank 1 died (SIGKILL, exit status -9); torchrun stopped"), text
+        assert f"The last complete checkpoint is {folder}" in text
+
+
+def test_torchrun_failure_keeps_a_rank_error_and_the_root_cause(tmp_path: Path) -> None:
+    nan = "pipeline train: error: loss became nan at step 5; lower train.lr"
+    found = scan_torchrun([nan, *torchrun_report({0: -15, 1: 1}, 1)])
+    text = describe_torchrun_failure(found, 1, tmp_path / "none", [])
+    assert text.startswith("loss became nan at step 5; lower train.lr (rank 1). No checkpoint")
+    found = scan_torchrun(torchrun_report({0: -15, 1: -6}, 1))  # no message: the root cause
+    assert describe_torchrun_failure(found, 1, tmp_path, []).startswith("rank 1 died (SIGABRT")
+    found = scan_torchrun(torchrun_report({0: 1, 1: 2}, 0))  # exits without a message
+    assert describe_torchrun_failure(found, 1, tmp_path, []).startswith(
+        "rank 0 died (exit status 1)"
+    )
