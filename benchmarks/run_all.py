@@ -194,7 +194,7 @@ def run_bench(which: str, out: Path, quick: bool = False) -> dict[str, Any]:
     pages, shards = out / "pages", out / "featurise" / "local[2]"
     cmds = {
         "parse": [py, "benchmarks/parse.py", "--keep-pages", str(pages)]
-        + (["--quick"] if quick else []),
+        + (["--quick", "--rounds", "1"] if quick else []),
         "featurise": [
             py,
             "benchmarks/featurise.py",
