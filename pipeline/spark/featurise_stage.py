@@ -336,7 +336,7 @@ def fit_tokenizer(
         pipeline.shards.format.ShardError: the tokenizer has no ``<|endoftext|>`` or its
             vocabulary does not fit ``fc.dtype``.
     """
-    train_bytes = pages.counts["train"][1]
+    train_pages, train_bytes = pages.counts["train"]
     rate = min(1.0, 1.1 * fc.tokenizer_sample_bytes / max(1, train_bytes))
 
     sampled = pages.keyed.where(f"split = 'train' AND sample_frac < {rate!r}")
@@ -363,8 +363,7 @@ def fit_tokenizer(
     else:
         tok = given
         eot_id = check_tokenizer(tok, fc.tokenizer or "given tokenizer")
-        pages_, bytes_ = pages.counts["train"]
-        rows = _first_rows(sampled, RATIO_SAMPLE_BYTES, math.ceil(bytes_ / pages_))
+        rows = _first_rows(sampled, RATIO_SAMPLE_BYTES, math.ceil(train_bytes / train_pages))
         probe = list(sample_texts(((r["title"], r["text"]) for r in rows), RATIO_SAMPLE_BYTES))
     vocab = tok.get_vocab_size(with_added_tokens=True)
     return FittedTokenizer(
